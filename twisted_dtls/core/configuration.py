@@ -1,0 +1,120 @@
+"""
+What a connection is configured with: credentials, algorithms, limits.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+from .constants import CipherSuite, NamedGroup, SignatureScheme
+from .errors import ConfigurationError
+from .suites import CIPHER_SUITES, DEFAULT_CIPHER_SUITES
+
+
+class ClientAuthentication(enum.Enum):
+    """
+    Whether a server asks its clients for certificates.
+    """
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
+
+DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    SignatureScheme.ecdsa_secp256r1_sha256,
+    SignatureScheme.ecdsa_secp384r1_sha384,
+    SignatureScheme.ed25519,
+    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.rsa_pss_rsae_sha384,
+    SignatureScheme.rsa_pss_rsae_sha512,
+    SignatureScheme.rsa_pkcs1_sha256,
+    SignatureScheme.rsa_pkcs1_sha384,
+    SignatureScheme.rsa_pkcs1_sha512,
+    SignatureScheme.ecdsa_secp521r1_sha512,
+)
+
+
+@dataclass
+class DTLSConfiguration:
+    """
+    Settings shared by every connection of an endpoint.
+
+    @ivar certificate_chain: our certificate chain, leaf first.
+    @ivar private_key: the key of the leaf certificate.
+    @ivar trust_roots: CA certificates that a peer's chain must lead to.
+    @ivar pinned_sha256: SHA-256 fingerprints of peer leaf certificates that
+        are accepted without a chain (for self-signed peers).
+    @ivar verify_peer: client only; C{False} accepts any server certificate
+        (for tests and diagnostics only).
+    @ivar server_name: client only; the name sent in SNI and checked against
+        the server's certificate.
+    @ivar client_authentication: server only; whether to request a client
+        certificate.
+    @ivar max_datagram_size: largest UDP payload we send (handshake
+        fragmentation and record size follow from it).
+    @ivar initial_timeout: first retransmission timeout (RFC 6347 §4.2.4.1).
+    @ivar max_timeout: ceiling of the doubling retransmission timeout.
+    @ivar max_retransmissions: retransmissions of one flight before the
+        handshake fails.
+    @ivar random: source of random bytes (replaceable for deterministic
+        tests).
+    """
+
+    certificate_chain: Sequence[x509.Certificate] = ()
+    private_key: Optional[CertificateIssuerPrivateKeyTypes] = None
+    trust_roots: Sequence[x509.Certificate] = ()
+    pinned_sha256: frozenset[bytes] = frozenset()
+    verify_peer: bool = True
+    server_name: Optional[str] = None
+    client_authentication: ClientAuthentication = ClientAuthentication.NONE
+
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
+    groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
+    signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
+    require_extended_master_secret: bool = True
+
+    max_datagram_size: int = 1200
+    initial_timeout: float = 1.0
+    max_timeout: float = 60.0
+    max_retransmissions: int = 6
+
+    #: Largest handshake message we accept (declared length); larger is
+    #: refused before anything is allocated.
+    max_handshake_message_size: int = 64 * 1024
+    #: Bytes held for all messages under reassembly at once.
+    max_reassembly_bytes: int = 128 * 1024
+    #: How far ahead of the next expected message_seq we buffer.
+    max_future_messages: int = 8
+    #: Records of the next epoch held until its keys exist.
+    max_pending_records: int = 16
+
+    random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
+
+    def validate(self, is_client: bool) -> None:
+        """
+        @raise ConfigurationError: if the settings cannot work for this role.
+        """
+        if not self.cipher_suites:
+            raise ConfigurationError("no cipher suites configured")
+        for suite in self.cipher_suites:
+            if suite not in CIPHER_SUITES:
+                raise ConfigurationError(f"unsupported cipher suite {suite!r}")
+        if not self.groups:
+            raise ConfigurationError("no groups configured")
+        if self.max_datagram_size < 256:
+            raise ConfigurationError(f"max_datagram_size {self.max_datagram_size} is below the floor of 256")
+        if not is_client:
+            needs_cert = any(CIPHER_SUITES[s].key_exchange.uses_certificates for s in self.cipher_suites)
+            if needs_cert and (not self.certificate_chain or self.private_key is None):
+                raise ConfigurationError("a server with certificate suites needs certificate_chain and private_key")
+        if bool(self.certificate_chain) != (self.private_key is not None):
+            raise ConfigurationError("certificate_chain and private_key go together")
