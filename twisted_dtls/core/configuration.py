@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -98,6 +99,9 @@ class DTLSConfiguration:
     max_pending_records: int = 16
 
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
+    #: Wall-clock time (seconds since the epoch) for certificate validity;
+    #: replaceable so that tests can run on a fixed date.
+    wall_clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def validate(self, is_client: bool) -> None:
         """

@@ -1,0 +1,434 @@
+"""
+L{DTLSConnection}: one DTLS 1.2 association, sans-IO.
+
+Time and datagrams come in; datagrams, one timer deadline and events go
+out. The caller (the Twisted layer, or a test) runs::
+
+    conn.receive_datagram(data, now)      # or connect / send / close / handle_timer
+    for datagram in conn.datagrams_to_send(now): sock.send(datagram)
+    deadline = conn.get_timer()
+    while (event := conn.next_event()) is not None: ...
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .configuration import DTLSConfiguration
+from .constants import (
+    MAX_PLAINTEXT,
+    RECORD_HEADER_SIZE,
+    AlertDescription,
+    AlertLevel,
+    ContentType,
+    HandshakeType,
+)
+from .errors import AlertError, DecodeError, HandshakeTimeout, ProtocolMisuseError
+from .events import (
+    AlertReceived,
+    CloseReason,
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+)
+from .fragments import FlightItem, Reassembler, pack_flight
+from .flights import RetransmitTimer
+from .handshake import CHANGE_CIPHER_SPEC, NegotiatedParameters
+from .messages import pull_handshake_fragments
+from .protection import RecordProtection
+from .recordlayer import OpenedRecord, RecordLayer
+from . import prf
+
+#: Application records authenticated under the new keys but arriving before
+#: the handshake completes (reordering) are held, up to this many.
+MAX_EARLY_RECORDS = 8
+
+
+class DTLSConnection:
+    """
+    One DTLS association in one role.
+
+    @ivar negotiated: the L{NegotiatedParameters} once established.
+    @ivar drops: reason -> count of everything dropped silently, records and
+        handshake fragments alike.
+    """
+
+    def __init__(self, configuration: DTLSConfiguration, is_client: bool):
+        configuration.validate(is_client)
+        self.configuration = configuration
+        self.is_client = is_client
+        self._records = RecordLayer(configuration.max_pending_records)
+        self._reassembler = Reassembler(
+            configuration.max_handshake_message_size,
+            configuration.max_reassembly_bytes,
+            configuration.max_future_messages,
+        )
+        self._timer = RetransmitTimer(
+            configuration.initial_timeout, configuration.max_timeout, configuration.max_retransmissions
+        )
+        if is_client:
+            from .client import ClientHandshake as role
+        else:
+            from .server import ServerHandshake as role
+        self._handshake = role(configuration, self, configuration.wall_clock)
+        self._events: deque[Event] = deque()
+        self._outgoing: list[bytes] = []
+        self._flight: list[FlightItem] = []
+        self._flight_final = False
+        self._peer_flight_end = -1
+        self._current_seq = -1
+        self._early: list[bytes] = []
+        self._work: deque[OpenedRecord] = deque()
+        self._now = 0.0
+        self._started = False
+        self._closed = False
+        self._close_notify_sent = False
+        self._max_datagram_size = configuration.max_datagram_size
+        self.negotiated: NegotiatedParameters | None = None
+        self._master_secret = b""
+        self._randoms = (b"", b"")
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def is_established(self) -> bool:
+        return self.negotiated is not None and not self._closed
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def drops(self) -> dict[str, int]:
+        merged = dict(self._records.drops)
+        for reason, n in self._reassembler.drops.items():
+            merged[reason] = merged.get(reason, 0) + n
+        return merged
+
+    @property
+    def max_send_size(self) -> int:
+        """
+        The largest application write that fits one record in one datagram.
+        """
+        return min(MAX_PLAINTEXT, self._records.max_payload(self._max_datagram_size))
+
+    # -- input ------------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        """
+        Client: queue the first flight (the ClientHello).
+
+        @raise ProtocolMisuseError: on a server, or called twice.
+        """
+        if not self.is_client:
+            raise ProtocolMisuseError("connect() is for client connections")
+        if self._started:
+            raise ProtocolMisuseError("connect() called twice")
+        self._started = True
+        self._now = now
+        self._handshake.start()
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        """
+        Take one UDP payload. Never raises on anything the peer sends.
+        """
+        if self._closed:
+            return
+        if not self.is_client:
+            self._started = True
+        self._now = now
+        try:
+            self._work.extend(self._records.open_datagram(data))
+            self._drain()
+        except AlertError as e:
+            self._fail(e)
+
+    def handle_timer(self, now: float) -> None:
+        """
+        Call when the deadline from L{get_timer} has passed.
+        """
+        self._now = now
+        if self._closed or not self._timer.expired(now):
+            return
+        try:
+            self._timer.back_off(now)
+        except HandshakeTimeout as e:
+            self._terminate(ConnectionClosed(CloseReason.TIMEOUT, None, str(e), e))
+            return
+        self._transmit_flight()
+
+    def send(self, data: bytes) -> None:
+        """
+        Send C{data} as one application-data record.
+
+        @raise ProtocolMisuseError: before the handshake completes or after
+            the connection closed.
+        @raise ValueError: C{data} does not fit one datagram
+            (see L{max_send_size}).
+        """
+        if self._closed:
+            raise ProtocolMisuseError("the connection is closed")
+        if self.negotiated is None:
+            raise ProtocolMisuseError("the handshake has not completed")
+        limit = self.max_send_size
+        if len(data) > limit:
+            raise ValueError(
+                f"a write of {len(data)} bytes does not fit one datagram: the limit is {limit} bytes"
+            )
+        self._outgoing.append(self._records.seal(ContentType.application_data, bytes(data)))
+
+    def close(self) -> None:
+        """
+        Send close_notify and end the connection (RFC 5246 §7.2.1).
+        """
+        if self._closed:
+            return
+        self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
+        self._terminate(ConnectionClosed(CloseReason.CLOSE_NOTIFY, AlertDescription.close_notify, "closed locally"))
+
+    def abort(self) -> None:
+        """
+        End the connection at once, without telling the peer.
+        """
+        if self._closed:
+            return
+        self._terminate(ConnectionClosed(CloseReason.ABORTED, None, "aborted locally"))
+
+    # -- output -----------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def get_timer(self) -> float | None:
+        return None if self._closed else self._timer.deadline
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int) -> bytes:
+        """
+        RFC 5705 keying material exporter.
+
+        @raise ProtocolMisuseError: before the handshake completes.
+        """
+        if self.negotiated is None:
+            raise ProtocolMisuseError("no keys before the handshake completes")
+        client_random, server_random = self._randoms
+        suite = self._suite_hash
+        return prf.export_keying_material(suite, self._master_secret, client_random, server_random, label, context, length)
+
+    # -- record processing ------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while self._work and not self._closed:
+            record = self._work.popleft()
+            kind = record.content_type
+            if kind == ContentType.handshake:
+                self._on_handshake_record(record)
+            elif kind == ContentType.application_data:
+                self._on_application_data(record)
+            elif kind == ContentType.alert:
+                self._on_alert(record)
+            elif kind == ContentType.change_cipher_spec:
+                self._on_change_cipher_spec(record)
+
+    def _count(self, reason: str) -> None:
+        self._records.drops[reason] += 1
+
+    def _on_handshake_record(self, record: OpenedRecord) -> None:
+        try:
+            fragments = pull_handshake_fragments(record.data)
+        except DecodeError:
+            # Unauthenticated epoch-0 garbage must not kill a handshake
+            # (RFC 6347 §4.1.2.7); drop the record.
+            self._count("malformed_handshake")
+            return
+        current_epoch = record.epoch == self._records.read_epoch
+        for fragment in fragments:
+            if fragment.message_seq < self._reassembler.next_seq:
+                self._on_old_fragment(fragment)
+                continue
+            if not current_epoch:
+                self._count("stale_epoch_handshake")
+                continue
+            if self.negotiated is not None:
+                self._on_post_handshake_fragment(fragment)
+                continue
+            if not self.is_client and self._reassembler.next_seq == 0 and not self._handshake_started_seq_set:
+                self._begin_server(record, fragment)
+            self._reassembler.add(fragment)
+            while not self._closed:
+                message = self._reassembler.pop()
+                if message is None:
+                    break
+                msg_type, seq, body = message
+                self._current_seq = seq
+                self._handshake.handle(msg_type, seq, body)
+                if self.negotiated is not None:
+                    break
+
+    _handshake_started_seq_set = False
+
+    def _begin_server(self, record: OpenedRecord, fragment) -> None:
+        """
+        The first fragment a server connection sees is the ClientHello whose
+        cookie the port verified: our message_seq and record sequence
+        numbers continue from it (RFC 6347 §4.2.1, §4.2.2).
+        """
+        self._handshake_started_seq_set = True
+        if fragment.msg_type != HandshakeType.client_hello:
+            raise AlertError("a connection must start with a ClientHello", AlertDescription.unexpected_message)
+        self._reassembler.next_seq = fragment.message_seq
+        self._records.set_next_write_sequence(0, record.sequence_number)
+
+    def _on_old_fragment(self, fragment) -> None:
+        # The peer retransmits a flight we already have, so it has not seen
+        # our answer: send it again (RFC 6347 §4.2.4), once per peer flight.
+        if (
+            fragment.message_seq == self._peer_flight_end
+            and fragment.fragment_offset + len(fragment.body) == fragment.length
+            and self._flight
+        ):
+            self._transmit_flight()
+
+    def _on_post_handshake_fragment(self, fragment) -> None:
+        renegotiation = HandshakeType.hello_request if self.is_client else HandshakeType.client_hello
+        if fragment.msg_type == renegotiation:
+            # RFC 5746 §4.5 / RFC 5246 §7.2.2: refuse, and carry on.
+            self._reassembler.next_seq = fragment.message_seq + 1
+            self._send_alert(AlertLevel.warning, AlertDescription.no_renegotiation)
+            return
+        raise AlertError(
+            f"handshake message type {fragment.msg_type} after the handshake", AlertDescription.unexpected_message
+        )
+
+    def _on_change_cipher_spec(self, record: OpenedRecord) -> None:
+        if record.data != b"\x01":
+            raise DecodeError("malformed ChangeCipherSpec")
+        if record.epoch != self._records.read_epoch:
+            self._count("stale_change_cipher_spec")
+            return
+        if self._handshake.expects_change_cipher_spec():
+            self._handshake.handle(CHANGE_CIPHER_SPEC, 0, b"")
+        elif record.epoch == 0 and self.negotiated is None:
+            # Reordered ahead of the handshake messages it follows; the peer
+            # retransmits it with its flight.
+            self._count("early_change_cipher_spec")
+        else:
+            raise AlertError("unexpected ChangeCipherSpec", AlertDescription.unexpected_message)
+
+    def _on_application_data(self, record: OpenedRecord) -> None:
+        if record.epoch == 0:
+            # Never accept unprotected application data (RFC 6347 §4.1).
+            self._count("plaintext_application_data")
+            return
+        if record.epoch != self._records.read_epoch:
+            self._count("stale_epoch_application_data")
+            return
+        if self.negotiated is None:
+            if len(self._early) < MAX_EARLY_RECORDS:
+                self._early.append(record.data)
+            else:
+                self._count("early_application_data")
+            return
+        self._events.append(DataReceived(record.data))
+
+    def _on_alert(self, record: OpenedRecord) -> None:
+        if record.epoch != self._records.read_epoch:
+            # An alert in an old epoch is unauthenticated or stale.
+            self._count("stale_epoch_alert")
+            return
+        if len(record.data) != 2:
+            self._count("malformed_alert")
+            return
+        level, description = record.data[0], record.data[1]
+        if description == AlertDescription.close_notify:
+            if not self._close_notify_sent:
+                self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
+            self._terminate(ConnectionClosed(CloseReason.CLOSE_NOTIFY, AlertDescription.close_notify, "peer closed"))
+        elif level == AlertLevel.fatal:
+            from .errors import PeerAlert
+
+            error = PeerAlert(description)
+            self._terminate(ConnectionClosed(CloseReason.ALERT_RECEIVED, error.description, str(error), error))
+        else:
+            self._events.append(AlertReceived(description))
+
+    # -- HandshakeHost ------------------------------------------------------------------
+
+    def send_flight(self, items: list[FlightItem], final: bool) -> None:
+        self._flight = items
+        self._flight_final = final
+        self._peer_flight_end = self._current_seq
+        if final:
+            self._timer.stop()
+        else:
+            self._timer.start(self._now)
+        self._transmit_flight()
+
+    def install_write(self, epoch: int, protection: RecordProtection) -> None:
+        self._records.install_write(epoch, protection)
+
+    def install_read(self, epoch: int, protection: RecordProtection) -> None:
+        # Fragments buffered for later messages came in the old epoch; the
+        # messages after ChangeCipherSpec must come in the new one.
+        self._reassembler.clear()
+        self._work.extendleft(reversed(self._records.install_read(epoch, protection)))
+
+    def handshake_complete(self, parameters: NegotiatedParameters) -> None:
+        self.negotiated = parameters
+        handshake = self._handshake
+        self._master_secret = handshake.secrets.master_secret
+        self._randoms = (handshake.secrets.client_random, handshake.secrets.server_random)
+        self._suite_hash = handshake.secrets.suite.prf_hash
+        if not self._flight_final:
+            # We received the last flight: nothing of ours is awaiting an answer.
+            self._timer.stop()
+            self._flight = []
+        handshake.release()
+        self._events.append(
+            HandshakeCompleted(
+                cipher_suite=parameters.cipher_suite,
+                version=parameters.version,
+                peer_certificates=parameters.peer_certificates,
+                resumed=parameters.resumed,
+                alpn_protocol=parameters.alpn_protocol,
+                srtp_profile=parameters.srtp_profile,
+                server_name=parameters.server_name,
+                psk_identity=parameters.psk_identity,
+            )
+        )
+        early, self._early = self._early, []
+        for data in early:
+            self._events.append(DataReceived(data))
+
+    # -- output helpers -----------------------------------------------------------------
+
+    def _transmit_flight(self) -> None:
+        records = self._records
+        self._outgoing.extend(
+            pack_flight(self._flight, records.seal, self._max_datagram_size, records.overhead)
+        )
+
+    def _send_alert(self, level: int, description: int) -> None:
+        if description == AlertDescription.close_notify:
+            self._close_notify_sent = True
+        try:
+            self._outgoing.append(self._records.seal(ContentType.alert, bytes((level, description))))
+        except ValueError:
+            # sequence space exhausted: nothing more can be sent at all
+            pass
+
+    def _fail(self, error: AlertError) -> None:
+        self._send_alert(AlertLevel.fatal, error.description)
+        self._terminate(ConnectionClosed(CloseReason.ALERT_SENT, error.description, error.message, error))
+
+    def _terminate(self, event: ConnectionClosed) -> None:
+        self._closed = True
+        self._timer.stop()
+        self._flight = []
+        self._reassembler.clear()
+        self._handshake.release()
+        self._events.append(event)

@@ -1,0 +1,229 @@
+"""
+Handshake fragmentation and reassembly (RFC 6347 §4.2.3).
+
+Outgoing: a flight of handshake messages (and ChangeCipherSpec) is cut into
+fragments and packed into datagrams no larger than the configured maximum.
+
+Incoming: fragments arrive in any order, duplicated or overlapping; they are
+reassembled into whole messages delivered strictly in C{message_seq} order.
+Every byte held is bounded: a message whose declared length exceeds the
+maximum is refused before anything is allocated, the bytes held across all
+messages are capped, and only a small window of future messages is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from .constants import HANDSHAKE_HEADER_SIZE, RECORD_HEADER_SIZE, ContentType
+from .messages import HandshakeFragment, push_handshake_fragment
+
+
+@dataclass(slots=True)
+class FlightItem:
+    """
+    One element of a flight: a handshake message, or a ChangeCipherSpec.
+
+    @ivar epoch: the write epoch the item is sent in.
+    """
+
+    epoch: int
+    content_type: int
+    msg_type: int = 0
+    message_seq: int = 0
+    body: bytes = b""
+
+
+class _PartialMessage:
+    __slots__ = ("msg_type", "length", "data", "ranges", "received")
+
+    def __init__(self, msg_type: int, length: int):
+        self.msg_type = msg_type
+        self.length = length
+        self.data = bytearray(length)
+        #: merged, sorted [start, end) ranges received so far
+        self.ranges: list[list[int]] = []
+        self.received = 0
+
+
+class Reassembler:
+    """
+    Bounded reassembly of incoming handshake fragments into in-order messages.
+
+    @ivar next_seq: the C{message_seq} of the next message to deliver.
+    """
+
+    __slots__ = ("next_seq", "_max_message", "_max_bytes", "_max_future", "_partial", "_held", "drops")
+
+    def __init__(self, max_message_size: int, max_total_bytes: int, max_future_messages: int):
+        self.next_seq = 0
+        self._max_message = max_message_size
+        self._max_bytes = max_total_bytes
+        self._max_future = max_future_messages
+        self._partial: dict[int, _PartialMessage] = {}
+        self._held = 0
+        self.drops: dict[str, int] = {}
+
+    def _drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def add(self, fragment: HandshakeFragment) -> bool:
+        """
+        Take one fragment.
+
+        @return: C{True} if the fragment belongs to a message already
+            delivered (the peer is retransmitting), C{False} otherwise.
+        """
+        seq = fragment.message_seq
+        if seq < self.next_seq:
+            return True
+        if seq >= self.next_seq + self._max_future:
+            self._drop("future_message")
+            return False
+        length = fragment.length
+        offset = fragment.fragment_offset
+        body = fragment.body
+        if length > self._max_message:
+            self._drop("message_too_large")
+            return False
+        if offset + len(body) > length:
+            self._drop("fragment_overrun")
+            return False
+        partial = self._partial.get(seq)
+        if partial is None:
+            if self._held + length > self._max_bytes:
+                self._drop("reassembly_full")
+                return False
+            partial = _PartialMessage(fragment.msg_type, length)
+            self._partial[seq] = partial
+            self._held += length
+        elif partial.msg_type != fragment.msg_type or partial.length != length:
+            # A fragment disagreeing with earlier ones about the message it
+            # belongs to is forged or corrupt; the first claim stands.
+            self._drop("fragment_mismatch")
+            return False
+        _fill(partial, offset, body)
+        return False
+
+    def pop(self) -> tuple[int, int, bytes] | None:
+        """
+        @return: C{(msg_type, message_seq, body)} of the next complete message
+            in order, or C{None}.
+        """
+        partial = self._partial.get(self.next_seq)
+        if partial is None or partial.received < partial.length:
+            return None
+        del self._partial[self.next_seq]
+        self._held -= partial.length
+        seq = self.next_seq
+        self.next_seq += 1
+        return partial.msg_type, seq, bytes(partial.data)
+
+    def clear(self) -> None:
+        self._partial.clear()
+        self._held = 0
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held
+
+
+def _fill(partial: _PartialMessage, offset: int, body: bytes) -> None:
+    """
+    Copy the parts of C{body} (at C{offset}) that are not yet held.
+    """
+    end = offset + len(body)
+    if end == offset:
+        return
+    ranges = partial.ranges
+    cursor = offset
+    for start, stop in ranges:
+        if stop <= cursor:
+            continue
+        if start >= end:
+            break
+        if start > cursor:
+            partial.data[cursor:start] = body[cursor - offset : start - offset]
+        cursor = max(cursor, stop)
+        if cursor >= end:
+            break
+    if cursor < end:
+        partial.data[cursor:end] = body[cursor - offset :]
+    # merge [offset, end) into the sorted range list
+    merged: list[list[int]] = []
+    new = [offset, end]
+    placed = False
+    for r in ranges:
+        if r[1] < new[0]:
+            merged.append(r)
+        elif r[0] > new[1]:
+            if not placed:
+                merged.append(new)
+                placed = True
+            merged.append(r)
+        else:
+            new = [min(new[0], r[0]), max(new[1], r[1])]
+    if not placed:
+        merged.append(new)
+    partial.ranges = merged
+    partial.received = sum(e - s for s, e in merged)
+
+
+def pack_flight(
+    items: Iterable[FlightItem],
+    seal,
+    max_datagram_size: int,
+    overhead_for_epoch,
+) -> list[bytes]:
+    """
+    Cut a flight into records and pack the records into datagrams.
+
+    @param seal: C{seal(content_type, payload, epoch) -> bytes}, producing one
+        whole record (this consumes a record sequence number, so each
+        transmission of a flight gets fresh sequence numbers, RFC 6347
+        §4.2.4).
+    @param overhead_for_epoch: C{f(epoch) -> int}, the bytes protection adds
+        to a record in that epoch.
+    @return: the datagrams, each at most C{max_datagram_size} bytes.
+    """
+    datagrams: list[bytes] = []
+    current = bytearray()
+
+    def room() -> int:
+        return max_datagram_size - len(current)
+
+    def flush() -> None:
+        nonlocal current
+        if current:
+            datagrams.append(bytes(current))
+            current = bytearray()
+
+    for item in items:
+        record_overhead = RECORD_HEADER_SIZE + overhead_for_epoch(item.epoch)
+        if item.content_type != ContentType.handshake:
+            if room() < record_overhead + len(item.body):
+                flush()
+            current += seal(item.content_type, item.body, item.epoch)
+            continue
+        body = item.body
+        length = len(body)
+        offset = 0
+        while True:
+            space = room() - record_overhead - HANDSHAKE_HEADER_SIZE
+            remaining = length - offset
+            # Start a new datagram rather than send a sliver of a message;
+            # a whole small message always goes in one piece when it can.
+            if space < min(remaining, 64) or (space <= 0):
+                if current:
+                    flush()
+                    continue
+                space = max(space, 1)
+            chunk = min(space, remaining)
+            fragment = HandshakeFragment(item.msg_type, length, item.message_seq, offset, body[offset : offset + chunk])
+            current += seal(ContentType.handshake, push_handshake_fragment(fragment), item.epoch)
+            offset += chunk
+            if offset >= length:
+                break
+    flush()
+    return datagrams

@@ -1,0 +1,229 @@
+"""
+What the client and server handshakes share: the transcript, the message
+sequence counter, key derivation and the negotiated parameters.
+
+Each role is one state enum plus one transition table (C{client.py},
+C{server.py}); a (state, message) pair missing from the table is an
+C{unexpected_message} (RFC 5246 §7.4, RFC 6347 §4.2).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from . import prf
+from .buffer import Buffer
+from .configuration import DTLSConfiguration
+from .constants import DTLS_1_2, AlertDescription, ContentType, HandshakeType
+from .errors import AlertError, DecodeError, UnexpectedMessage
+from .fragments import FlightItem
+from .messages import encode_handshake
+from .protection import RecordProtection
+from .suites import CipherSuiteInfo
+
+if TYPE_CHECKING:
+    from .events import HandshakeCompleted
+
+#: Pseudo message type under which ChangeCipherSpec appears in the
+#: transition tables (it is a record type, not a handshake message).
+CHANGE_CIPHER_SPEC = -1
+
+
+@dataclass(frozen=True)
+class NegotiatedParameters:
+    """
+    Everything the handshake settled, in one place.
+    """
+
+    cipher_suite: int
+    version: int
+    extended_master_secret: bool
+    peer_certificates: tuple[x509.Certificate, ...] = ()
+    resumed: bool = False
+    alpn_protocol: str | None = None
+    srtp_profile: int | None = None
+    server_name: str | None = None
+    psk_identity: bytes | None = None
+
+
+class HandshakeHost(Protocol):
+    """
+    What a handshake needs from the connection that runs it.
+    """
+
+    def send_flight(self, items: list[FlightItem], final: bool) -> None: ...
+
+    def install_write(self, epoch: int, protection: RecordProtection) -> None: ...
+
+    def install_read(self, epoch: int, protection: RecordProtection) -> None: ...
+
+    def handshake_complete(self, parameters: NegotiatedParameters) -> None: ...
+
+
+def encode(push: Callable, message) -> bytes:
+    buf = Buffer()
+    push(buf, message)
+    return buf.output
+
+
+def decode(pull: Callable, body: bytes):
+    buf = Buffer(body)
+    message = pull(buf)
+    buf.expect_eof()
+    return message
+
+
+@dataclass
+class Secrets:
+    """
+    Key material of one session (RFC 5246 §8.1, §6.3).
+    """
+
+    client_random: bytes = b""
+    server_random: bytes = b""
+    master_secret: bytes = b""
+    suite: CipherSuiteInfo | None = None
+    extended_master_secret: bool = False
+
+
+class Handshake:
+    """
+    Base of L{ClientHandshake} and L{ServerHandshake}.
+
+    @ivar state: the current state, a member of the role's state enum.
+    """
+
+    #: {state: {message type: handler name}}; filled in by each role.
+    TRANSITIONS: dict = {}
+
+    def __init__(self, configuration: DTLSConfiguration, host: HandshakeHost, wall_clock: Callable[[], float]):
+        self.config = configuration
+        self.host = host
+        self.wall_clock = wall_clock
+        self.transcript = bytearray()
+        self.next_send_seq = 0
+        self.secrets = Secrets()
+        self.peer_certificates: tuple[x509.Certificate, ...] = ()
+        self.state = None
+        self.parameters: NegotiatedParameters | None = None
+        self.pending_read: RecordProtection | None = None
+        #: our Finished verify_data and the peer's (RFC 5746 §3.1)
+        self.client_verify_data = b""
+        self.server_verify_data = b""
+
+    # -- dispatch ------------------------------------------------------------
+
+    def handle(self, msg_type: int, message_seq: int, body: bytes) -> None:
+        """
+        Run one complete handshake message (or L{CHANGE_CIPHER_SPEC}).
+
+        @raise AlertError: the message is not allowed here or is invalid.
+        """
+        handlers = self.TRANSITIONS.get(self.state, {})
+        name = handlers.get(msg_type)
+        if name is None:
+            label = "ChangeCipherSpec" if msg_type == CHANGE_CIPHER_SPEC else _message_name(msg_type)
+            raise UnexpectedMessage(f"{label} not allowed in state {self.state.name}")
+        if msg_type != CHANGE_CIPHER_SPEC:
+            raw = encode_handshake(msg_type, message_seq, body)
+            # Finished is hashed after it is checked: its own verify_data
+            # covers the messages before it only.
+            if msg_type != HandshakeType.finished:
+                self.transcript += raw
+            getattr(self, name)(body, raw)
+        else:
+            getattr(self, name)()
+
+    def expects_change_cipher_spec(self) -> bool:
+        return CHANGE_CIPHER_SPEC in self.TRANSITIONS.get(self.state, {})
+
+    # -- building flights -----------------------------------------------------
+
+    def message(self, msg_type: int, body: bytes, epoch: int) -> FlightItem:
+        """
+        Number a message we send and add it to the transcript.
+        """
+        seq = self.next_send_seq
+        self.next_send_seq += 1
+        if msg_type not in (HandshakeType.hello_verify_request,):
+            self.transcript += encode_handshake(msg_type, seq, body)
+        return FlightItem(epoch, ContentType.handshake, msg_type, seq, body)
+
+    @staticmethod
+    def change_cipher_spec(epoch: int) -> FlightItem:
+        return FlightItem(epoch, ContentType.change_cipher_spec, body=b"\x01")
+
+    # -- secrets ----------------------------------------------------------------
+
+    @property
+    def prf_hash(self) -> type[hashes.HashAlgorithm]:
+        assert self.secrets.suite is not None  # only called after ServerHello
+        return self.secrets.suite.prf_hash
+
+    def transcript_hash(self) -> bytes:
+        h = hashes.Hash(self.prf_hash())
+        h.update(bytes(self.transcript))
+        return h.finalize()
+
+    def derive_master_secret(self, pre_master: bytes) -> None:
+        """
+        RFC 5246 §8.1, or RFC 7627 §4 over the transcript so far (which ends
+        with ClientKeyExchange when this is called).
+        """
+        s = self.secrets
+        if s.extended_master_secret:
+            s.master_secret = prf.extended_master_secret(self.prf_hash, pre_master, self.transcript_hash())
+        else:
+            s.master_secret = prf.master_secret(self.prf_hash, pre_master, s.client_random, s.server_random)
+
+    def protections(self) -> tuple[RecordProtection, RecordProtection]:
+        """
+        @return: (client write, server write) protection from the key block.
+        """
+        s = self.secrets
+        keys = prf.key_block(s.suite, s.master_secret, s.client_random, s.server_random)
+        return (
+            RecordProtection(s.suite, keys.client_write_key, keys.client_write_iv),
+            RecordProtection(s.suite, keys.server_write_key, keys.server_write_iv),
+        )
+
+    def verify_data(self, label: bytes) -> bytes:
+        return prf.verify_data(self.prf_hash, self.secrets.master_secret, label, self.transcript_hash())
+
+    def check_finished(self, body: bytes, raw: bytes, label: bytes) -> bytes:
+        """
+        RFC 5246 §7.4.9: compare the peer's verify_data, then add its
+        Finished to the transcript.
+
+        @raise AlertError: decrypt_error on a mismatch.
+        """
+        expected = self.verify_data(label)
+        if len(body) != len(expected):
+            raise DecodeError("Finished of the wrong length")
+        if not hmac.compare_digest(body, expected):
+            raise AlertError("Finished verify_data mismatch", AlertDescription.decrypt_error)
+        self.transcript += raw
+        return expected
+
+    def release(self) -> None:
+        """
+        Drop what only the handshake needed, once it is over.
+        """
+        self.transcript = bytearray()
+
+
+def _message_name(msg_type: int) -> str:
+    try:
+        return HandshakeType(msg_type).name
+    except ValueError:
+        return f"handshake message type {msg_type}"
+
+
+def check_version(version: int) -> None:
+    if version != DTLS_1_2:
+        raise AlertError(f"version {version:#06x} is not DTLS 1.2", AlertDescription.protocol_version)

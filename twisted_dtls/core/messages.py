@@ -1,0 +1,599 @@
+"""
+Handshake messages: the DTLS handshake header (RFC 6347 §4.2.2) and one
+dataclass with a C{pull_X(buf)}/C{push_X(buf, msg)} pair per message body
+(RFC 5246 §7.4, RFC 6347 §4.2.1, RFC 4279, RFC 5077, RFC 5489, RFC 8422).
+
+Every C{pull_X} for a message body expects C{buf} to hold exactly that body:
+it raises L{DecodeError} on truncation, on a vector length outside its
+bounds and on trailing bytes, and on nothing else. Where a message parses but
+holds a value the RFC forbids, the L{DecodeError} carries the
+C{illegal_parameter} description. The C{push_X} functions trust their
+input: they are for messages this side builds.
+
+ServerKeyExchange and ClientKeyExchange have no single shape: which one
+applies depends on the negotiated key exchange, so the state machine picks
+the pull function for its suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .buffer import Buffer
+from .constants import AlertDescription, ECCurveType
+from .errors import DecodeError
+from .extensions import pull_extensions, push_extensions
+
+#: RFC 5246 §7.4.1.2: Random is 32 bytes.
+RANDOM_SIZE = 32
+#: RFC 5246 §7.4.1.2: SessionID session_id<0..32>.
+MAX_SESSION_ID_SIZE = 32
+
+
+def _illegal(message: str) -> DecodeError:
+    return DecodeError(message, AlertDescription.illegal_parameter)
+
+
+# -- the handshake header (RFC 6347 §4.2.2) ---------------------------------
+
+
+@dataclass(slots=True)
+class HandshakeFragment:
+    """
+    One handshake fragment as carried in a record.
+
+    @ivar msg_type: the HandshakeType.
+    @ivar length: the length of the whole message body.
+    @ivar message_seq: the message's sequence number in this handshake.
+    @ivar fragment_offset: where C{body} starts within the message body.
+    @ivar body: the fragment's bytes; its length is the wire
+        C{fragment_length}.
+    """
+
+    msg_type: int
+    length: int
+    message_seq: int
+    fragment_offset: int
+    body: bytes
+
+    @property
+    def fragment_length(self) -> int:
+        return len(self.body)
+
+    @property
+    def is_complete(self) -> bool:
+        """
+        Whether this fragment is a whole, unfragmented message.
+        """
+        return self.fragment_offset == 0 and len(self.body) == self.length
+
+
+def pull_handshake_fragment(buf: Buffer) -> HandshakeFragment:
+    """
+    Read one handshake header and its fragment.
+
+    @raise DecodeError: on truncation, or if the fragment reaches past the
+        message length.
+    """
+    msg_type = buf.pull_uint8()
+    length = buf.pull_uint24()
+    message_seq = buf.pull_uint16()
+    fragment_offset = buf.pull_uint24()
+    body = buf.pull_opaque(3)
+    if fragment_offset + len(body) > length:
+        raise DecodeError(
+            f"fragment {fragment_offset}+{len(body)} beyond message length {length}"
+        )
+    return HandshakeFragment(msg_type, length, message_seq, fragment_offset, body)
+
+
+def pull_handshake_fragments(data: bytes) -> list[HandshakeFragment]:
+    """
+    Parse every handshake fragment in one record's payload.
+
+    A record may carry several fragments but never a partial header
+    (RFC 6347 §4.2.3), and a handshake record is never empty (RFC 5246
+    §6.2.1).
+
+    @raise DecodeError: on an empty payload, truncation, or a fragment
+        reaching past its message length.
+    """
+    if not data:
+        raise DecodeError("empty handshake record")
+    buf = Buffer(data)
+    fragments = []
+    while not buf.eof():
+        fragments.append(pull_handshake_fragment(buf))
+    return fragments
+
+
+def push_handshake_fragment(fragment: HandshakeFragment) -> bytes:
+    """
+    @return: the 12-byte header followed by the fragment body.
+    """
+    buf = Buffer()
+    buf.push_uint8(fragment.msg_type)
+    buf.push_uint24(fragment.length)
+    buf.push_uint16(fragment.message_seq)
+    buf.push_uint24(fragment.fragment_offset)
+    buf.push_opaque(3, fragment.body)
+    return buf.output
+
+
+def encode_handshake(msg_type: int, message_seq: int, body: bytes) -> bytes:
+    """
+    The whole message with an unfragmented header, as it enters the
+    handshake transcript: RFC 6347 §4.2.6 hashes the DTLS header with
+    C{fragment_offset} 0 and C{fragment_length} equal to C{length}, whatever
+    fragmentation was used on the wire.
+    """
+    return push_handshake_fragment(HandshakeFragment(msg_type, len(body), message_seq, 0, body))
+
+
+def _pull_random(buf: Buffer) -> bytes:
+    return buf.pull_bytes(RANDOM_SIZE)
+
+
+def _pull_session_id(buf: Buffer) -> bytes:
+    return buf.pull_opaque(1, maximum=MAX_SESSION_ID_SIZE)
+
+
+def _pull_even_uint16_list(buf: Buffer, name: str) -> list[int]:
+    # <2..2^16-2> lists of uint16: a multiple of two, and not empty.
+    values = buf.pull_list(2, 2)
+    if not values:
+        raise DecodeError(f"empty {name}")
+    return values
+
+
+# -- ClientHello (RFC 5246 §7.4.1.2, RFC 6347 §4.2.1) -----------------------
+
+
+@dataclass(slots=True)
+class ClientHello:
+    """
+    @ivar cookie: empty on a first ClientHello; the HelloVerifyRequest cookie
+        on the second (RFC 6347 §4.2.1).
+    @ivar extensions: C{(type, data)} pairs in wire order; an absent
+        extension block reads as C{[]}, and C{[]} is written as no block.
+    """
+
+    client_version: int
+    random: bytes
+    session_id: bytes = b""
+    cookie: bytes = b""
+    cipher_suites: list[int] = field(default_factory=list)
+    compression_methods: list[int] = field(default_factory=lambda: [0])
+    extensions: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def pull_client_hello(buf: Buffer) -> ClientHello:
+    client_version = buf.pull_uint16()
+    random = _pull_random(buf)
+    session_id = _pull_session_id(buf)
+    cookie = buf.pull_opaque(1)
+    cipher_suites = _pull_even_uint16_list(buf, "cipher_suites")
+    compression_methods = buf.pull_list(1, 1)
+    if not compression_methods:
+        raise DecodeError("empty compression_methods")
+    # RFC 5246 §7.4.1.2: the extensions block may be absent altogether.
+    extensions = [] if buf.eof() else pull_extensions(buf)
+    buf.expect_eof()
+    return ClientHello(
+        client_version, random, session_id, cookie, cipher_suites, compression_methods, extensions
+    )
+
+
+def push_client_hello(buf: Buffer, msg: ClientHello) -> None:
+    buf.push_uint16(msg.client_version)
+    buf.push_bytes(msg.random)
+    buf.push_opaque(1, msg.session_id)
+    buf.push_opaque(1, msg.cookie)
+    buf.push_list(2, 2, msg.cipher_suites)
+    buf.push_list(1, 1, msg.compression_methods)
+    if msg.extensions:
+        push_extensions(buf, msg.extensions)
+
+
+# -- ServerHello (RFC 5246 §7.4.1.3) -----------------------------------------
+
+
+@dataclass(slots=True)
+class ServerHello:
+    server_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int = 0
+    extensions: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def pull_server_hello(buf: Buffer) -> ServerHello:
+    server_version = buf.pull_uint16()
+    random = _pull_random(buf)
+    session_id = _pull_session_id(buf)
+    cipher_suite = buf.pull_uint16()
+    compression_method = buf.pull_uint8()
+    extensions = [] if buf.eof() else pull_extensions(buf)
+    buf.expect_eof()
+    return ServerHello(
+        server_version, random, session_id, cipher_suite, compression_method, extensions
+    )
+
+
+def push_server_hello(buf: Buffer, msg: ServerHello) -> None:
+    buf.push_uint16(msg.server_version)
+    buf.push_bytes(msg.random)
+    buf.push_opaque(1, msg.session_id)
+    buf.push_uint16(msg.cipher_suite)
+    buf.push_uint8(msg.compression_method)
+    if msg.extensions:
+        push_extensions(buf, msg.extensions)
+
+
+# -- HelloVerifyRequest (RFC 6347 §4.2.1) ------------------------------------
+
+
+@dataclass(slots=True)
+class HelloVerifyRequest:
+    """
+    @ivar server_version: 0xFEFF (DTLS 1.0) whatever version is negotiated
+        later (RFC 6347 §4.2.1, errata 4103).
+    """
+
+    server_version: int
+    cookie: bytes
+
+
+def pull_hello_verify_request(buf: Buffer) -> HelloVerifyRequest:
+    server_version = buf.pull_uint16()
+    cookie = buf.pull_opaque(1)
+    buf.expect_eof()
+    return HelloVerifyRequest(server_version, cookie)
+
+
+def push_hello_verify_request(buf: Buffer, msg: HelloVerifyRequest) -> None:
+    buf.push_uint16(msg.server_version)
+    buf.push_opaque(1, msg.cookie)
+
+
+# -- Certificate (RFC 5246 §7.4.2) -------------------------------------------
+
+
+@dataclass(slots=True)
+class Certificate:
+    """
+    @ivar certificates: DER certificates, the sender's own first; empty when a
+        client has no certificate to send (RFC 5246 §7.4.6).
+    """
+
+    certificates: list[bytes] = field(default_factory=list)
+
+
+def pull_certificate(buf: Buffer) -> Certificate:
+    chain = buf.pull_vector(3)
+    certificates = []
+    while not chain.eof():
+        certificates.append(chain.pull_opaque(3, minimum=1))
+    buf.expect_eof()
+    return Certificate(certificates)
+
+
+def push_certificate(buf: Buffer, msg: Certificate) -> None:
+    with buf.push_block(3):
+        for der in msg.certificates:
+            buf.push_opaque(3, der)
+
+
+# -- CertificateRequest (RFC 5246 §7.4.4) ------------------------------------
+
+
+@dataclass(slots=True)
+class CertificateRequest:
+    """
+    @ivar certificate_types: ClientCertificateType values.
+    @ivar signature_schemes: C{supported_signature_algorithms} as 16-bit
+        SignatureScheme code points.
+    @ivar authorities: DER-encoded DistinguishedNames of acceptable CAs.
+    """
+
+    certificate_types: list[int]
+    signature_schemes: list[int]
+    authorities: list[bytes] = field(default_factory=list)
+
+
+def pull_certificate_request(buf: Buffer) -> CertificateRequest:
+    certificate_types = buf.pull_list(1, 1)
+    if not certificate_types:
+        raise DecodeError("empty certificate_types")
+    signature_schemes = _pull_even_uint16_list(buf, "supported_signature_algorithms")
+    names = buf.pull_vector(2)
+    authorities = []
+    while not names.eof():
+        authorities.append(names.pull_opaque(2, minimum=1))
+    buf.expect_eof()
+    return CertificateRequest(certificate_types, signature_schemes, authorities)
+
+
+def push_certificate_request(buf: Buffer, msg: CertificateRequest) -> None:
+    buf.push_list(1, 1, msg.certificate_types)
+    buf.push_list(2, 2, msg.signature_schemes)
+    with buf.push_block(2):
+        for name in msg.authorities:
+            buf.push_opaque(2, name)
+
+
+# -- ServerHelloDone (RFC 5246 §7.4.5) ---------------------------------------
+
+
+@dataclass(slots=True)
+class ServerHelloDone:
+    pass
+
+
+def pull_server_hello_done(buf: Buffer) -> ServerHelloDone:
+    buf.expect_eof()
+    return ServerHelloDone()
+
+
+def push_server_hello_done(buf: Buffer, msg: ServerHelloDone) -> None:
+    pass
+
+
+# -- CertificateVerify (RFC 5246 §7.4.8) -------------------------------------
+
+
+@dataclass(slots=True)
+class CertificateVerify:
+    """
+    @ivar scheme: the SignatureScheme (RFC 5246 §4.7 SignatureAndHashAlgorithm).
+    """
+
+    scheme: int
+    signature: bytes
+
+
+def _pull_signed(buf: Buffer) -> tuple[int, bytes]:
+    # RFC 5246 §4.7 digitally-signed: algorithm, then opaque<0..2^16-1>.
+    return buf.pull_uint16(), buf.pull_opaque(2)
+
+
+def pull_certificate_verify(buf: Buffer) -> CertificateVerify:
+    scheme, signature = _pull_signed(buf)
+    buf.expect_eof()
+    return CertificateVerify(scheme, signature)
+
+
+def push_certificate_verify(buf: Buffer, msg: CertificateVerify) -> None:
+    buf.push_uint16(msg.scheme)
+    buf.push_opaque(2, msg.signature)
+
+
+# -- Finished (RFC 5246 §7.4.9) ----------------------------------------------
+
+
+@dataclass(slots=True)
+class Finished:
+    """
+    @ivar verify_data: the whole body: 12 bytes for every TLS 1.2 suite here;
+        a wrong length simply fails the comparison with the expected value.
+    """
+
+    verify_data: bytes
+
+
+def pull_finished(buf: Buffer) -> Finished:
+    return Finished(buf.pull_rest())
+
+
+def push_finished(buf: Buffer, msg: Finished) -> None:
+    buf.push_bytes(msg.verify_data)
+
+
+# -- NewSessionTicket (RFC 5077 §3.3) ----------------------------------------
+
+
+@dataclass(slots=True)
+class NewSessionTicket:
+    """
+    @ivar lifetime_hint: seconds; 0 means unspecified.
+    """
+
+    lifetime_hint: int
+    ticket: bytes
+
+
+def pull_new_session_ticket(buf: Buffer) -> NewSessionTicket:
+    lifetime_hint = buf.pull_uint32()
+    ticket = buf.pull_opaque(2)
+    buf.expect_eof()
+    return NewSessionTicket(lifetime_hint, ticket)
+
+
+def push_new_session_ticket(buf: Buffer, msg: NewSessionTicket) -> None:
+    buf.push_uint32(msg.lifetime_hint)
+    buf.push_opaque(2, msg.ticket)
+
+
+# -- ServerKeyExchange (RFC 8422 §5.4, RFC 4279 §2, RFC 5489 §2) -------------
+
+
+@dataclass(slots=True)
+class ServerECDHParams:
+    """
+    C{ServerECDHParams} with C{curve_type} named_curve (the only type allowed,
+    RFC 8422 §5.4).
+
+    @ivar named_curve: the NamedGroup.
+    @ivar public: the encoded point (or X25519/X448 key).
+    """
+
+    named_curve: int
+    public: bytes
+
+
+def pull_server_ecdh_params(buf: Buffer) -> ServerECDHParams:
+    """
+    Read a C{ServerECDHParams} embedded in a larger message; unlike the
+    message pulls this leaves what follows in C{buf}.
+
+    @raise DecodeError: with C{illegal_parameter} for a curve type other than
+        named_curve (RFC 8422 §5.4 deprecates the explicit ones).
+    """
+    curve_type = buf.pull_uint8()
+    if curve_type != ECCurveType.named_curve:
+        raise _illegal(f"ECCurveType {curve_type} is not named_curve")
+    named_curve = buf.pull_uint16()
+    public = buf.pull_opaque(1, minimum=1)
+    return ServerECDHParams(named_curve, public)
+
+
+def push_server_ecdh_params(buf: Buffer, params: ServerECDHParams) -> None:
+    buf.push_uint8(ECCurveType.named_curve)
+    buf.push_uint16(params.named_curve)
+    buf.push_opaque(1, params.public)
+
+
+@dataclass(slots=True)
+class ServerKeyExchangeECDHE:
+    """
+    The signed ServerKeyExchange of ECDHE_ECDSA and ECDHE_RSA
+    (RFC 8422 §5.4, RFC 5246 §7.4.3).
+
+    @ivar scheme: the SignatureScheme of C{signature}.
+    @ivar signature: over C{client_random + server_random + params bytes};
+        see L{ecdhe_signed_data}.
+    """
+
+    params: ServerECDHParams
+    scheme: int
+    signature: bytes
+
+
+def ecdhe_params_bytes(msg: ServerKeyExchangeECDHE | ServerECDHParams) -> bytes:
+    """
+    The exact C{ServerECDHParams} bytes the signature covers.
+
+    Re-encoding gives back the received bytes: with curve_type fixed to
+    named_curve every field has exactly one encoding.
+    """
+    params = msg.params if isinstance(msg, ServerKeyExchangeECDHE) else msg
+    buf = Buffer()
+    push_server_ecdh_params(buf, params)
+    return buf.output
+
+
+def ecdhe_signed_data(client_random: bytes, server_random: bytes, params: ServerECDHParams) -> bytes:
+    """
+    What a ServerKeyExchange signature covers (RFC 8422 §5.4 C{signed_params}).
+    """
+    return client_random + server_random + ecdhe_params_bytes(params)
+
+
+def pull_server_key_exchange_ecdhe(buf: Buffer) -> ServerKeyExchangeECDHE:
+    params = pull_server_ecdh_params(buf)
+    scheme, signature = _pull_signed(buf)
+    buf.expect_eof()
+    return ServerKeyExchangeECDHE(params, scheme, signature)
+
+
+def push_server_key_exchange_ecdhe(buf: Buffer, msg: ServerKeyExchangeECDHE) -> None:
+    push_server_ecdh_params(buf, msg.params)
+    buf.push_uint16(msg.scheme)
+    buf.push_opaque(2, msg.signature)
+
+
+@dataclass(slots=True)
+class ServerKeyExchangePSK:
+    """
+    RFC 4279 §2: sent only when the server has an identity hint.
+    """
+
+    identity_hint: bytes
+
+
+def pull_server_key_exchange_psk(buf: Buffer) -> ServerKeyExchangePSK:
+    hint = buf.pull_opaque(2)
+    buf.expect_eof()
+    return ServerKeyExchangePSK(hint)
+
+
+def push_server_key_exchange_psk(buf: Buffer, msg: ServerKeyExchangePSK) -> None:
+    buf.push_opaque(2, msg.identity_hint)
+
+
+@dataclass(slots=True)
+class ServerKeyExchangeECDHEPSK:
+    """
+    RFC 5489 §2: an identity hint (possibly empty) and unsigned ECDH params.
+    """
+
+    identity_hint: bytes
+    params: ServerECDHParams
+
+
+def pull_server_key_exchange_ecdhe_psk(buf: Buffer) -> ServerKeyExchangeECDHEPSK:
+    hint = buf.pull_opaque(2)
+    params = pull_server_ecdh_params(buf)
+    buf.expect_eof()
+    return ServerKeyExchangeECDHEPSK(hint, params)
+
+
+def push_server_key_exchange_ecdhe_psk(buf: Buffer, msg: ServerKeyExchangeECDHEPSK) -> None:
+    buf.push_opaque(2, msg.identity_hint)
+    push_server_ecdh_params(buf, msg.params)
+
+
+# -- ClientKeyExchange (RFC 8422 §5.7, RFC 4279 §2, RFC 5489 §2) -------------
+
+
+@dataclass(slots=True)
+class ClientKeyExchangeECDHE:
+    """
+    @ivar public: C{ecdh_Yc}, the client's ephemeral public value.
+    """
+
+    public: bytes
+
+
+def pull_client_key_exchange_ecdhe(buf: Buffer) -> ClientKeyExchangeECDHE:
+    public = buf.pull_opaque(1, minimum=1)
+    buf.expect_eof()
+    return ClientKeyExchangeECDHE(public)
+
+
+def push_client_key_exchange_ecdhe(buf: Buffer, msg: ClientKeyExchangeECDHE) -> None:
+    buf.push_opaque(1, msg.public)
+
+
+@dataclass(slots=True)
+class ClientKeyExchangePSK:
+    identity: bytes
+
+
+def pull_client_key_exchange_psk(buf: Buffer) -> ClientKeyExchangePSK:
+    identity = buf.pull_opaque(2)
+    buf.expect_eof()
+    return ClientKeyExchangePSK(identity)
+
+
+def push_client_key_exchange_psk(buf: Buffer, msg: ClientKeyExchangePSK) -> None:
+    buf.push_opaque(2, msg.identity)
+
+
+@dataclass(slots=True)
+class ClientKeyExchangeECDHEPSK:
+    identity: bytes
+    public: bytes
+
+
+def pull_client_key_exchange_ecdhe_psk(buf: Buffer) -> ClientKeyExchangeECDHEPSK:
+    identity = buf.pull_opaque(2)
+    public = buf.pull_opaque(1, minimum=1)
+    buf.expect_eof()
+    return ClientKeyExchangeECDHEPSK(identity, public)
+
+
+def push_client_key_exchange_ecdhe_psk(buf: Buffer, msg: ClientKeyExchangeECDHEPSK) -> None:
+    buf.push_opaque(2, msg.identity)
+    buf.push_opaque(1, msg.public)

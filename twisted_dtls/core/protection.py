@@ -1,0 +1,121 @@
+"""
+AEAD record protection for one epoch and one direction.
+
+  - Additional data (RFC 5246 §6.2.3.3, with DTLS's 64-bit seq_num =
+    epoch || sequence_number, RFC 6347 §4.1.2.1)::
+
+        seq_num(8) || type(1) || version(2) || plaintext length(2)
+
+  - AES-GCM (RFC 5288 §3) and AES-CCM (RFC 6655 §3, RFC 7251 §2): nonce =
+    4-byte implicit salt || 8-byte explicit nonce; the explicit part is sent
+    in front of the ciphertext. We use seq_num as the explicit nonce (the
+    choice RFC 5288 §3 suggests), which makes it unique per key.
+  - ChaCha20-Poly1305 (RFC 7905 §2): nonce = 12-byte IV XOR
+    (0^4 || seq_num), nothing explicit on the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+from .suites import AEADAlgorithm, CipherSuiteInfo
+
+_AAD = struct.Struct(">QBHH")
+_EXPLICIT = struct.Struct(">Q")
+
+
+def _make_aead(info: CipherSuiteInfo, key: bytes):
+    aead = info.aead
+    if aead in (AEADAlgorithm.AES_128_GCM, AEADAlgorithm.AES_256_GCM):
+        return AESGCM(key)
+    if aead is AEADAlgorithm.CHACHA20_POLY1305:
+        return ChaCha20Poly1305(key)
+    if aead in (AEADAlgorithm.AES_128_CCM, AEADAlgorithm.AES_128_CCM_8):
+        return AESCCM(key, tag_length=info.tag_length)
+    raise ValueError(f"unsupported AEAD {aead}")
+
+
+class RecordProtection:
+    """
+    Seals and opens record fragments with one key.
+
+    One instance serves one epoch in one direction; the AEAD object is built
+    once here because its construction costs more than sealing a small
+    record.
+
+    @ivar info: the cipher suite.
+    @ivar overhead: bytes a sealed fragment adds to its plaintext (explicit
+        nonce + tag).
+    """
+
+    __slots__ = ("info", "overhead", "_aead", "_salt", "_iv", "_explicit_length", "_tag_length")
+
+    def __init__(self, info: CipherSuiteInfo, key: bytes, fixed_iv: bytes):
+        """
+        @param key: the write key from the key block (RFC 5246 §6.3).
+        @param fixed_iv: the write IV from the key block: the 4-byte salt for
+            GCM/CCM, the 12-byte IV for ChaCha20-Poly1305.
+        @raise ValueError: C{key} or C{fixed_iv} has the wrong length.
+        """
+        if len(key) != info.key_length:
+            raise ValueError(f"{info.suite.name} needs a {info.key_length}-byte key, got {len(key)}")
+        if len(fixed_iv) != info.fixed_iv_length:
+            raise ValueError(f"{info.suite.name} needs a {info.fixed_iv_length}-byte IV, got {len(fixed_iv)}")
+        self.info = info
+        self.overhead = info.record_iv_length + info.tag_length
+        self._aead = _make_aead(info, bytes(key))
+        self._explicit_length = info.record_iv_length
+        self._tag_length = info.tag_length
+        if self._explicit_length:
+            self._salt = bytes(fixed_iv)
+            self._iv = 0
+        else:
+            self._salt = b""
+            self._iv = int.from_bytes(fixed_iv, "big")
+
+    def seal(self, content_type: int, version: int, epoch: int, sequence_number: int, plaintext: bytes) -> bytes:
+        """
+        Protect one record body.
+
+        @return: the record fragment (explicit nonce, if any, then ciphertext
+            and tag).
+        """
+        seq_num = (epoch << 48) | sequence_number
+        aad = _AAD.pack(seq_num, content_type, version, len(plaintext))
+        if self._explicit_length:
+            explicit = _EXPLICIT.pack(seq_num)
+            return explicit + self._aead.encrypt(self._salt + explicit, plaintext, aad)
+        # RFC 7905 §2: the 64-bit seq_num is left-padded to 96 bits and XORed.
+        nonce = (self._iv ^ seq_num).to_bytes(12, "big")
+        return self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes) -> bytes | None:
+        """
+        Authenticate and decrypt one record body.
+
+        The explicit nonce is taken from the fragment as sent (RFC 5288 §3
+        leaves its choice to the sender); epoch and sequence number still
+        enter the additional data, so a record moved to another position
+        fails authentication.
+
+        @return: the plaintext, or C{None} if the fragment is too short or
+            does not authenticate. Never raises on peer input.
+        """
+        explicit_length = self._explicit_length
+        plaintext_length = len(fragment) - explicit_length - self._tag_length
+        if plaintext_length < 0:
+            return None
+        seq_num = (epoch << 48) | sequence_number
+        aad = _AAD.pack(seq_num, content_type, version, plaintext_length)
+        try:
+            if explicit_length:
+                fragment = memoryview(fragment)
+                return self._aead.decrypt(
+                    self._salt + bytes(fragment[:explicit_length]), fragment[explicit_length:], aad
+                )
+            return self._aead.decrypt((self._iv ^ seq_num).to_bytes(12, "big"), fragment, aad)
+        except InvalidTag:
+            return None

@@ -1,0 +1,280 @@
+"""
+The DTLS record layer: epochs, sequence numbers, replay protection, the
+queue of records that arrive before their epoch's keys, and counted drops.
+
+Invalid records are dropped silently and counted by reason
+(RFC 6347 §4.1.2.7): DTLS must survive garbage on the wire without tearing
+the association down.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from .constants import DTLS_1_0, DTLS_1_2, MAX_PLAINTEXT, MAX_SEQUENCE_NUMBER, RECORD_HEADER_SIZE
+from .protection import RecordProtection
+from .records import Record, pull_records, push_record
+from .replay import ReplayWindow
+
+_ACCEPTED_VERSIONS = frozenset((DTLS_1_2, DTLS_1_0))
+
+
+@dataclass(slots=True)
+class OpenedRecord:
+    """
+    A record that passed version, epoch, replay and authentication checks.
+
+    @ivar data: the plaintext.
+    """
+
+    content_type: int
+    epoch: int
+    sequence_number: int
+    data: bytes
+
+
+class _ReadState:
+    __slots__ = ("protection", "window")
+
+    def __init__(self, protection: RecordProtection | None):
+        self.protection = protection
+        self.window = ReplayWindow()
+
+
+class _WriteState:
+    __slots__ = ("protection", "next_sequence_number")
+
+    def __init__(self, protection: RecordProtection | None):
+        self.protection = protection
+        self.next_sequence_number = 0
+
+
+class RecordLayer:
+    """
+    Record protection state of one association, both directions.
+
+    Two read epochs are live: the current one and the one before it, because
+    after switching keys we can still receive the peer's retransmitted
+    handshake records of the old epoch (RFC 6347 §4.1 allows keeping old
+    keying material for a while; the handshake layer decides what to do with
+    such records). Two write epochs are live for the same reason in the other
+    direction: a flight spanning ChangeCipherSpec is retransmitted with its
+    original epochs (RFC 6347 §4.2.4 / §4.1).
+
+    @ivar read_epoch: the current read epoch.
+    @ivar write_epoch: the current write epoch (default for L{seal}).
+    @ivar version: the version written in record headers.
+    @ivar drops: reason -> number of dropped records. Reasons:
+        C{"bad_version"}, C{"unknown_epoch"}, C{"replayed"}, C{"bad_tag"},
+        C{"too_long"} (plaintext above 2^14, RFC 5246 §6.2.1, or a length
+        field above 2^14 + 2048), C{"queue_full"}, and the framing reasons
+        of L{pull_records} (C{"truncated_header"}, C{"truncated_fragment"},
+        C{"unknown_content_type"}, C{"cid_unsupported"}; counted once per
+        datagram, for the unparsable remainder).
+    @ivar auth_failures: number of records that failed authentication (for
+        an AEAD usage limit).
+    @ivar max_pending_records: bound of the next-epoch queue.
+    """
+
+    def __init__(self, max_pending_records: int = 16):
+        self.read_epoch = 0
+        self.write_epoch = 0
+        self.version = DTLS_1_2
+        self.drops: Counter[str] = Counter()
+        self.auth_failures = 0
+        self.max_pending_records = max_pending_records
+        self._read: dict[int, _ReadState] = {0: _ReadState(None)}
+        self._write: dict[int, _WriteState] = {0: _WriteState(None)}
+        self._pending: list[Record] = []
+
+    # -- writing -------------------------------------------------------------
+
+    def install_write(self, epoch: int, protection: RecordProtection | None) -> None:
+        """
+        Make C{epoch} the write epoch, starting at sequence number 0. The
+        previous write epoch stays usable through C{seal(..., epoch=old)};
+        older ones are forgotten.
+
+        @raise ValueError: C{epoch} is not above the current write epoch
+            (reusing an epoch would reuse AEAD nonces) or exceeds 16 bits.
+        """
+        if not self.write_epoch < epoch <= 0xFFFF:
+            raise ValueError(f"new write epoch {epoch} must be above {self.write_epoch} and fit 16 bits")
+        self._write = {self.write_epoch: self._write[self.write_epoch], epoch: _WriteState(protection)}
+        self.write_epoch = epoch
+
+    def discard_previous_write_epoch(self) -> None:
+        """
+        Forget the keys of the previous write epoch once no flight needs
+        them any more.
+        """
+        self._write = {self.write_epoch: self._write[self.write_epoch]}
+
+    def set_next_write_sequence(self, epoch: int, sequence_number: int) -> None:
+        """
+        Continue C{epoch} at C{sequence_number}: a server created from a
+        cookie-bearing ClientHello sends above the sequence number of the
+        stateless HelloVerifyRequest (RFC 6347 §4.2.1).
+
+        @raise ValueError: C{epoch} is not a live write epoch, or the number
+            would move backwards (reuse of a sequence number, and of an AEAD
+            nonce) or beyond 48 bits.
+        """
+        state = self._write_state(epoch)
+        if not state.next_sequence_number <= sequence_number <= MAX_SEQUENCE_NUMBER + 1:
+            raise ValueError(
+                f"next sequence number {sequence_number} must be within "
+                f"{state.next_sequence_number}..{MAX_SEQUENCE_NUMBER + 1}"
+            )
+        state.next_sequence_number = sequence_number
+
+    def seal(self, content_type: int, payload: bytes, epoch: int | None = None) -> bytes:
+        """
+        Build one record (header and fragment) with the next sequence number
+        of C{epoch}.
+
+        @param epoch: a live write epoch; defaults to L{write_epoch}.
+        @raise ValueError: C{payload} is larger than 2^14 bytes
+            (RFC 5246 §6.2.1), C{epoch} is not live, or the epoch's 48-bit
+            sequence number space is used up (RFC 6347 §4.1: a new epoch
+            is needed; wrapping would reuse AEAD nonces).
+        """
+        if epoch is None:
+            epoch = self.write_epoch
+        if len(payload) > MAX_PLAINTEXT:
+            raise ValueError(f"record payload of {len(payload)} bytes exceeds {MAX_PLAINTEXT}")
+        state = self._write_state(epoch)
+        sequence_number = state.next_sequence_number
+        if sequence_number > MAX_SEQUENCE_NUMBER:
+            raise ValueError(f"sequence numbers of epoch {epoch} exhausted")
+        state.next_sequence_number = sequence_number + 1
+        protection = state.protection
+        version = self.version
+        if protection is None:
+            fragment = payload
+        else:
+            fragment = protection.seal(content_type, version, epoch, sequence_number, payload)
+        return push_record(content_type, version, epoch, sequence_number, fragment)
+
+    def max_payload(self, datagram_size: int, epoch: int | None = None) -> int:
+        """
+        @return: the largest plaintext that fits one record of C{epoch}
+            (default L{write_epoch}) in a datagram of C{datagram_size} bytes:
+            C{datagram_size - 13 - overhead}, limited to 0..2^14.
+        @raise ValueError: C{epoch} is not live.
+        """
+        protection = self._write_state(self.write_epoch if epoch is None else epoch).protection
+        overhead = 0 if protection is None else protection.overhead
+        return max(0, min(MAX_PLAINTEXT, datagram_size - RECORD_HEADER_SIZE - overhead))
+
+    def overhead(self, epoch: int | None = None) -> int:
+        """
+        @return: the bytes protection adds to a record of write epoch
+            C{epoch} (default L{write_epoch}), header excluded.
+        """
+        protection = self._write_state(self.write_epoch if epoch is None else epoch).protection
+        return 0 if protection is None else protection.overhead
+
+    def _write_state(self, epoch: int) -> _WriteState:
+        state = self._write.get(epoch)
+        if state is None:
+            raise ValueError(f"epoch {epoch} is not a live write epoch (live: {sorted(self._write)})")
+        return state
+
+    # -- reading -------------------------------------------------------------
+
+    def install_read(self, epoch: int, protection: RecordProtection | None) -> list[OpenedRecord]:
+        """
+        Make C{epoch} the read epoch. The previous read epoch stays live;
+        older ones are forgotten.
+
+        @return: the queued records of C{epoch} that now open, in arrival
+            order. Queued records of other epochs are dropped
+            (C{"unknown_epoch"}); queued records that fail the checks are
+            dropped with their reason.
+        @raise ValueError: C{epoch} is not above the current read epoch or
+            exceeds 16 bits.
+        """
+        if not self.read_epoch < epoch <= 0xFFFF:
+            raise ValueError(f"new read epoch {epoch} must be above {self.read_epoch} and fit 16 bits")
+        state = _ReadState(protection)
+        self._read = {self.read_epoch: self._read[self.read_epoch], epoch: state}
+        self.read_epoch = epoch
+        pending, self._pending = self._pending, []
+        opened: list[OpenedRecord] = []
+        for record in pending:
+            if record.epoch != epoch:
+                self.drops["unknown_epoch"] += 1
+                continue
+            result = self._open(state, record)
+            if result is not None:
+                opened.append(result)
+        return opened
+
+    def discard_previous_read_epoch(self) -> None:
+        """
+        Stop accepting records of the previous read epoch (for instance
+        once the handshake is over and its retransmissions no longer
+        matter).
+        """
+        self._read = {self.read_epoch: self._read[self.read_epoch]}
+
+    def open_datagram(self, datagram: bytes) -> list[OpenedRecord]:
+        """
+        Open every valid record of one UDP payload.
+
+        Records of the current or previous read epoch are replay-checked,
+        authenticated and returned; records of the next epoch are queued
+        (bounded by L{max_pending_records}) until L{install_read}; anything
+        else is dropped and counted in L{drops}. Never raises.
+        """
+        records, reason = pull_records(datagram)
+        opened: list[OpenedRecord] = []
+        read = self._read
+        for record in records:
+            if record.version not in _ACCEPTED_VERSIONS:
+                self.drops["bad_version"] += 1
+                continue
+            state = read.get(record.epoch)
+            if state is not None:
+                result = self._open(state, record)
+                if result is not None:
+                    opened.append(result)
+            elif record.epoch == self.read_epoch + 1:
+                # RFC 6347 §4.1: records of the next epoch may overtake the
+                # ChangeCipherSpec/Finished that enables their keys.
+                if len(self._pending) < self.max_pending_records:
+                    self._pending.append(record)
+                else:
+                    self.drops["queue_full"] += 1
+            else:
+                self.drops["unknown_epoch"] += 1
+        if reason is not None:
+            self.drops[reason] += 1
+        return opened
+
+    def _open(self, state: _ReadState, record: Record) -> OpenedRecord | None:
+        sequence_number = record.sequence_number
+        window = state.window
+        # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
+        if not window.is_acceptable(sequence_number):
+            self.drops["replayed"] += 1
+            return None
+        protection = state.protection
+        if protection is None:
+            data = record.fragment
+        else:
+            data = protection.open(
+                record.content_type, record.version, record.epoch, sequence_number, record.fragment
+            )
+            if data is None:
+                self.auth_failures += 1
+                self.drops["bad_tag"] += 1
+                return None
+        if len(data) > MAX_PLAINTEXT:
+            # RFC 5246 §6.2.1 makes this record_overflow; DTLS drops instead.
+            self.drops["too_long"] += 1
+            return None
+        window.mark(sequence_number)
+        return OpenedRecord(record.content_type, record.epoch, sequence_number, data)

@@ -1,0 +1,272 @@
+"""
+The server handshake state machine (RFC 6347 §4.2, RFC 5246 §7.3).
+
+The cookie exchange happens before this object exists (C{listener.py}): the
+first message it sees is the ClientHello whose cookie verified, and its
+own C{message_seq} continues from that ClientHello's (RFC 6347 §4.2.2).
+
+Full handshake, server side::
+
+                           <--  ClientHello (with a valid cookie)
+    ServerHello, Certificate, ServerKeyExchange,
+    [CertificateRequest], ServerHelloDone -->
+                           <--  [Certificate], ClientKeyExchange,
+                                [CertificateVerify], ChangeCipherSpec, Finished
+    ChangeCipherSpec, Finished -->
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from . import certificates, extensions as ext, signatures
+from .configuration import ClientAuthentication
+from .constants import (
+    DTLS_1_2,
+    AlertDescription,
+    CipherSuite,
+    ClientCertificateType,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+)
+from .errors import AlertError, IllegalParameter
+from .handshake import CHANGE_CIPHER_SPEC, Handshake, NegotiatedParameters, decode, encode
+from .keyexchange import KeyShare
+from .messages import (
+    Certificate,
+    CertificateRequest,
+    ClientHello,
+    Finished,
+    ServerECDHParams,
+    ServerHello,
+    ServerHelloDone,
+    ServerKeyExchangeECDHE,
+    ecdhe_signed_data,
+    pull_certificate,
+    pull_certificate_verify,
+    pull_client_hello,
+    pull_client_key_exchange_ecdhe,
+    push_certificate,
+    push_certificate_request,
+    push_finished,
+    push_server_hello,
+    push_server_hello_done,
+    push_server_key_exchange_ecdhe,
+)
+from .suites import CIPHER_SUITES, KeyExchange
+
+_MH = HandshakeType
+
+
+class ServerState(enum.Enum):
+    WAIT_CLIENT_HELLO = "wait_client_hello"
+    WAIT_CERTIFICATE = "wait_certificate"
+    WAIT_CLIENT_KEY_EXCHANGE = "wait_client_key_exchange"
+    WAIT_CERTIFICATE_VERIFY = "wait_certificate_verify"
+    WAIT_CHANGE_CIPHER_SPEC = "wait_change_cipher_spec"
+    WAIT_FINISHED = "wait_finished"
+    ESTABLISHED = "established"
+
+
+class ServerHandshake(Handshake):
+    TRANSITIONS = {
+        ServerState.WAIT_CLIENT_HELLO: {_MH.client_hello: "on_client_hello"},
+        ServerState.WAIT_CERTIFICATE: {_MH.certificate: "on_certificate"},
+        ServerState.WAIT_CLIENT_KEY_EXCHANGE: {_MH.client_key_exchange: "on_client_key_exchange"},
+        ServerState.WAIT_CERTIFICATE_VERIFY: {_MH.certificate_verify: "on_certificate_verify"},
+        ServerState.WAIT_CHANGE_CIPHER_SPEC: {CHANGE_CIPHER_SPEC: "on_change_cipher_spec"},
+        ServerState.WAIT_FINISHED: {_MH.finished: "on_finished"},
+        ServerState.ESTABLISHED: {},
+    }
+
+    def __init__(self, configuration, host, wall_clock):
+        super().__init__(configuration, host, wall_clock)
+        self.state = ServerState.WAIT_CLIENT_HELLO
+        self.key_share: KeyShare | None = None
+        self.requested_certificate = False
+        self.server_name: str | None = None
+        self.offered_schemes: list[int] = []
+
+    # -- flight 3 -> flight 4 -----------------------------------------------------
+
+    def on_client_hello(self, body: bytes, raw: bytes) -> None:
+        hello = decode(pull_client_hello, body)
+        # Our messages continue from the cookie-bearing ClientHello's
+        # message_seq (RFC 6347 §4.2.2): the HelloVerifyRequest that came
+        # before it used the one below.
+        self.next_send_seq = int.from_bytes(raw[4:6], "big")
+        # DTLS versions count down: 0xFEFD (1.2) is newer than 0xFEFF (1.0).
+        if hello.client_version > DTLS_1_2:
+            raise AlertError(f"client offers only {hello.client_version:#06x}", AlertDescription.protocol_version)
+        if 0 not in hello.compression_methods:
+            raise IllegalParameter("ClientHello without the null compression method")
+        config = self.config
+        exts = hello.extensions
+        ems = ext.find_extension(exts, ExtensionType.extended_master_secret)
+        if ems is not None:
+            ext.decode_extended_master_secret(ems)
+        elif config.require_extended_master_secret:
+            raise AlertError("client does not offer extended_master_secret (RFC 7627)", AlertDescription.handshake_failure)
+        reneg = ext.find_extension(exts, ExtensionType.renegotiation_info)
+        secure_renegotiation = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+        if reneg is not None:
+            if ext.decode_renegotiation_info(reneg) != b"":
+                raise AlertError("non-empty renegotiation_info on an initial handshake", AlertDescription.handshake_failure)
+            secure_renegotiation = True
+
+        groups_data = ext.find_extension(exts, ExtensionType.supported_groups)
+        # RFC 8422 §4: without the extension, assume the client supports
+        # what the server would pick; secp256r1 is the universal choice.
+        client_groups = ext.decode_supported_groups(groups_data) if groups_data is not None else [NamedGroup.secp256r1]
+        group = next((g for g in config.groups if g in client_groups), None)
+        formats = ext.find_extension(exts, ExtensionType.ec_point_formats)
+        if formats is not None and 0 not in ext.decode_ec_point_formats(formats):
+            raise IllegalParameter("client does not accept uncompressed points")
+        schemes_data = ext.find_extension(exts, ExtensionType.signature_algorithms)
+        self.offered_schemes = ext.decode_signature_algorithms(schemes_data) if schemes_data is not None else []
+        name_data = ext.find_extension(exts, ExtensionType.server_name)
+        if name_data is not None:
+            self.server_name = ext.decode_server_name(name_data)
+
+        suite = self._choose_suite(hello, group)
+        self.secrets.client_random = hello.random
+        self.secrets.server_random = config.random(32)
+        self.secrets.suite = CIPHER_SUITES[suite]
+        self.secrets.extended_master_secret = ems is not None
+
+        reply_extensions = []
+        if secure_renegotiation:
+            reply_extensions.append((ExtensionType.renegotiation_info, ext.encode_renegotiation_info(b"")))
+        if ems is not None:
+            reply_extensions.append((ExtensionType.extended_master_secret, ext.encode_extended_master_secret()))
+        if formats is not None:
+            reply_extensions.append((ExtensionType.ec_point_formats, ext.encode_ec_point_formats([0])))
+        server_hello = ServerHello(DTLS_1_2, self.secrets.server_random, b"", suite, 0, reply_extensions)
+        items = [self.message(_MH.server_hello, encode(push_server_hello, server_hello), epoch=0)]
+
+        chain = config.certificate_chain
+        certificate = Certificate([c.public_bytes(Encoding.DER) for c in chain])
+        items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
+
+        self.key_share = KeyShare(group)
+        params = ServerECDHParams(group, self.key_share.public_bytes)
+        scheme = signatures.choose_scheme(config.private_key, self.offered_schemes)
+        signature = signatures.sign(
+            config.private_key,
+            scheme,
+            ecdhe_signed_data(self.secrets.client_random, self.secrets.server_random, params),
+        )
+        ske = ServerKeyExchangeECDHE(params, scheme, signature)
+        items.append(self.message(_MH.server_key_exchange, encode(push_server_key_exchange_ecdhe, ske), epoch=0))
+
+        if config.client_authentication is not ClientAuthentication.NONE:
+            self.requested_certificate = True
+            request = CertificateRequest(
+                [ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign],
+                list(config.signature_schemes),
+                [root.subject.public_bytes() for root in config.trust_roots],
+            )
+            items.append(self.message(_MH.certificate_request, encode(push_certificate_request, request), epoch=0))
+        items.append(self.message(_MH.server_hello_done, encode(push_server_hello_done, ServerHelloDone()), epoch=0))
+        self.state = ServerState.WAIT_CERTIFICATE if self.requested_certificate else ServerState.WAIT_CLIENT_KEY_EXCHANGE
+        self.host.send_flight(items, final=False)
+
+    def _choose_suite(self, hello: ClientHello, group: int | None) -> int:
+        """
+        Server preference order among what the client offers and what our
+        credentials can do.
+        """
+        key = self.config.private_key
+        offered = set(hello.cipher_suites)
+        for suite in self.config.cipher_suites:
+            if suite not in offered:
+                continue
+            info = CIPHER_SUITES[suite]
+            if info.key_exchange.uses_ecdhe and group is None:
+                continue
+            if info.key_exchange is KeyExchange.ECDHE_ECDSA and not isinstance(
+                key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
+            ):
+                continue
+            if info.key_exchange is KeyExchange.ECDHE_RSA and not isinstance(key, rsa.RSAPrivateKey):
+                continue
+            if info.key_exchange.uses_psk:
+                continue
+            if info.key_exchange.uses_certificates:
+                try:
+                    signatures.choose_scheme(key, self.offered_schemes)
+                except AlertError:
+                    continue
+            return suite
+        raise AlertError("no cipher suite in common", AlertDescription.handshake_failure)
+
+    # -- flight 5 ------------------------------------------------------------------
+
+    def on_certificate(self, body: bytes, raw: bytes) -> None:
+        message = decode(pull_certificate, body)
+        if not message.certificates:
+            if self.config.client_authentication is ClientAuthentication.REQUIRED:
+                raise AlertError("a client certificate is required", AlertDescription.handshake_failure)
+            self.state = ServerState.WAIT_CLIENT_KEY_EXCHANGE
+            return
+        try:
+            chain = tuple(x509.load_der_x509_certificate(der) for der in message.certificates)
+        except ValueError as e:
+            raise AlertError(f"unparseable certificate: {e}", AlertDescription.bad_certificate) from None
+        certificates.verify_client_chain(
+            list(chain),
+            self.config.trust_roots,
+            datetime.datetime.fromtimestamp(self.wall_clock(), datetime.timezone.utc),
+            self.config.pinned_sha256,
+        )
+        self.peer_certificates = chain
+        self.state = ServerState.WAIT_CLIENT_KEY_EXCHANGE
+
+    def on_client_key_exchange(self, body: bytes, raw: bytes) -> None:
+        message = decode(pull_client_key_exchange_ecdhe, body)
+        pre_master = self.key_share.exchange(message.public)
+        self.key_share = None
+        self.derive_master_secret(pre_master)
+        self.state = ServerState.WAIT_CERTIFICATE_VERIFY if self.peer_certificates else ServerState.WAIT_CHANGE_CIPHER_SPEC
+
+    def on_certificate_verify(self, body: bytes, raw: bytes) -> None:
+        message = decode(pull_certificate_verify, body)
+        if message.scheme not in self.config.signature_schemes:
+            raise IllegalParameter(f"client signed with scheme {message.scheme:#06x} that we did not offer")
+        # The signature covers every message before this one (RFC 5246
+        # §7.4.8); the transcript already holds this one, so cut it off.
+        signed = bytes(self.transcript[: len(self.transcript) - len(raw)])
+        signatures.verify(self.peer_certificates[0].public_key(), message.scheme, message.signature, signed)
+        self.state = ServerState.WAIT_CHANGE_CIPHER_SPEC
+
+    def on_change_cipher_spec(self) -> None:
+        client_write, server_write = self.protections()
+        self.pending_write = server_write
+        self.state = ServerState.WAIT_FINISHED
+        self.host.install_read(1, client_write)
+
+    # -- flight 6 ---------------------------------------------------------------------
+
+    def on_finished(self, body: bytes, raw: bytes) -> None:
+        self.client_verify_data = self.check_finished(body, raw, b"client finished")
+        items = [self.change_cipher_spec(epoch=0)]
+        self.host.install_write(1, self.pending_write)
+        self.pending_write = None
+        self.server_verify_data = self.verify_data(b"server finished")
+        items.append(self.message(_MH.finished, encode(push_finished, Finished(self.server_verify_data)), epoch=1))
+        self.state = ServerState.ESTABLISHED
+        self.parameters = NegotiatedParameters(
+            cipher_suite=CipherSuite(self.secrets.suite.suite),
+            version=DTLS_1_2,
+            extended_master_secret=self.secrets.extended_master_secret,
+            peer_certificates=self.peer_certificates,
+            server_name=self.server_name,
+        )
+        self.host.send_flight(items, final=True)
+        self.host.handshake_complete(self.parameters)
