@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import certificates, extensions as ext, signatures
+from . import certificates, extensions as ext, prf, signatures
 from .constants import (
     DTLS_1_2,
     AlertDescription,
@@ -39,6 +39,8 @@ from .messages import (
     CertificateVerify,
     ClientHello,
     ClientKeyExchangeECDHE,
+    ClientKeyExchangeECDHEPSK,
+    ClientKeyExchangePSK,
     Finished,
     ecdhe_signed_data,
     pull_certificate,
@@ -46,10 +48,14 @@ from .messages import (
     pull_hello_verify_request,
     pull_server_hello,
     pull_server_key_exchange_ecdhe,
+    pull_server_key_exchange_ecdhe_psk,
+    pull_server_key_exchange_psk,
     push_certificate,
     push_certificate_verify,
     push_client_hello,
     push_client_key_exchange_ecdhe,
+    push_client_key_exchange_ecdhe_psk,
+    push_client_key_exchange_psk,
     push_finished,
 )
 from .suites import CIPHER_SUITES, KeyExchange
@@ -66,6 +72,7 @@ class ClientState(enum.Enum):
     WAIT_SERVER_HELLO = "wait_server_hello"
     WAIT_CERTIFICATE = "wait_certificate"
     WAIT_SERVER_KEY_EXCHANGE = "wait_server_key_exchange"
+    WAIT_PSK_HINT_OR_DONE = "wait_psk_hint_or_done"
     WAIT_CERTIFICATE_REQUEST_OR_DONE = "wait_certificate_request_or_done"
     WAIT_SERVER_HELLO_DONE = "wait_server_hello_done"
     WAIT_CHANGE_CIPHER_SPEC = "wait_change_cipher_spec"
@@ -81,6 +88,10 @@ class ClientHandshake(Handshake):
         },
         ClientState.WAIT_CERTIFICATE: {_MH.certificate: "on_certificate"},
         ClientState.WAIT_SERVER_KEY_EXCHANGE: {_MH.server_key_exchange: "on_server_key_exchange"},
+        ClientState.WAIT_PSK_HINT_OR_DONE: {
+            _MH.server_key_exchange: "on_server_key_exchange",
+            _MH.server_hello_done: "on_server_hello_done",
+        },
         ClientState.WAIT_CERTIFICATE_REQUEST_OR_DONE: {
             _MH.certificate_request: "on_certificate_request",
             _MH.server_hello_done: "on_server_hello_done",
@@ -99,6 +110,8 @@ class ClientHandshake(Handshake):
         self.server_key_share: tuple[int, bytes] | None = None
         self.certificate_request = None
         self.offered_extensions: set[int] = set()
+        self.alpn_protocol: str | None = None
+        self.srtp_profile: int | None = None
 
     # -- flight 1 / 3 -------------------------------------------------------------
 
@@ -112,6 +125,17 @@ class ClientHandshake(Handshake):
             (ExtensionType.extended_master_secret, ext.encode_extended_master_secret()),
             (ExtensionType.renegotiation_info, ext.encode_renegotiation_info(b"")),
         ]
+        if config.alpn_protocols:
+            extensions.append(
+                (
+                    ExtensionType.application_layer_protocol_negotiation,
+                    ext.encode_alpn([p.encode() for p in config.alpn_protocols]),
+                )
+            )
+        if config.srtp_profiles:
+            extensions.append((ExtensionType.use_srtp, ext.encode_use_srtp(config.srtp_profiles, b"")))
+        if config.record_size_limit is not None:
+            extensions.append((ExtensionType.record_size_limit, ext.encode_record_size_limit(config.record_size_limit)))
         name = config.server_name
         if name and not _is_ip_literal(name):
             # RFC 6066 §3: literal IP addresses are not sent in SNI.
@@ -168,10 +192,33 @@ class ClientHandshake(Handshake):
             ext.decode_extended_master_secret(ems)
         elif self.config.require_extended_master_secret:
             raise AlertError("server does not support extended_master_secret (RFC 7627)", AlertDescription.handshake_failure)
+        alpn = ext.find_extension(hello.extensions, ExtensionType.application_layer_protocol_negotiation)
+        if alpn is not None:
+            chosen = ext.decode_alpn(alpn)
+            # RFC 7301 §3.1: exactly one protocol, one that we offered.
+            if len(chosen) != 1 or chosen[0].decode("latin-1") not in self.config.alpn_protocols:
+                raise IllegalParameter("server selected an ALPN protocol we did not offer")
+            self.alpn_protocol = chosen[0].decode("latin-1")
+        srtp = ext.find_extension(hello.extensions, ExtensionType.use_srtp)
+        if srtp is not None:
+            chosen_srtp = ext.decode_use_srtp(srtp)
+            # RFC 5764 §4.1.1: one profile, from our list, and our (empty) MKI.
+            if len(chosen_srtp.profiles) != 1 or chosen_srtp.profiles[0] not in self.config.srtp_profiles or chosen_srtp.mki:
+                raise IllegalParameter("server selected an SRTP profile we did not offer")
+            self.srtp_profile = chosen_srtp.profiles[0]
+        limit = ext.find_extension(hello.extensions, ExtensionType.record_size_limit)
+        if limit is not None:
+            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
         self.secrets.server_random = hello.random
         self.secrets.suite = CIPHER_SUITES[hello.cipher_suite]
         self.secrets.extended_master_secret = ems is not None
-        self.state = ClientState.WAIT_CERTIFICATE
+        kx = self.secrets.suite.key_exchange
+        if kx.uses_certificates:
+            self.state = ClientState.WAIT_CERTIFICATE
+        elif kx is KeyExchange.PSK:
+            self.state = ClientState.WAIT_PSK_HINT_OR_DONE
+        else:
+            self.state = ClientState.WAIT_SERVER_KEY_EXCHANGE
 
     def on_certificate(self, body: bytes, raw: bytes) -> None:
         message = decode(pull_certificate, body)
@@ -199,6 +246,19 @@ class ClientHandshake(Handshake):
         self.state = ClientState.WAIT_SERVER_KEY_EXCHANGE
 
     def on_server_key_exchange(self, body: bytes, raw: bytes) -> None:
+        kx = self.secrets.suite.key_exchange
+        if kx is KeyExchange.PSK:
+            # RFC 4279 §2: only a hint; we have one identity anyway.
+            decode(pull_server_key_exchange_psk, body)
+            self.state = ClientState.WAIT_SERVER_HELLO_DONE
+            return
+        if kx is KeyExchange.ECDHE_PSK:
+            message = decode(pull_server_key_exchange_ecdhe_psk, body)
+            if message.params.named_curve not in self.config.groups:
+                raise IllegalParameter(f"server chose group {message.params.named_curve} that we did not offer")
+            self.server_key_share = (message.params.named_curve, message.params.public)
+            self.state = ClientState.WAIT_SERVER_HELLO_DONE
+            return
         message = decode(pull_server_key_exchange_ecdhe, body)
         if message.params.named_curve not in self.config.groups:
             raise IllegalParameter(f"server chose group {message.params.named_curve} that we did not offer")
@@ -231,12 +291,9 @@ class ClientHandshake(Handshake):
             certificate = Certificate([c.public_bytes(Encoding.DER) for c in chain] if send_certificate else [])
             items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
 
-        group, server_public = self.server_key_share
-        share = KeyShare(group)
-        pre_master = share.exchange(server_public)
-        cke = ClientKeyExchangeECDHE(share.public_bytes)
-        items.append(self.message(_MH.client_key_exchange, encode(push_client_key_exchange_ecdhe, cke), epoch=0))
-        self.derive_master_secret(pre_master)
+        items.append(self.message(_MH.client_key_exchange, self._client_key_exchange(), epoch=0))
+        self.derive_master_secret(self._pre_master)
+        self._pre_master = b""
 
         if send_certificate:
             key = self.config.private_key
@@ -254,6 +311,29 @@ class ClientHandshake(Handshake):
         self.state = ClientState.WAIT_CHANGE_CIPHER_SPEC
         self.host.send_flight(items, final=False)
 
+    def _client_key_exchange(self) -> bytes:
+        """
+        Build ClientKeyExchange for the negotiated key exchange, keeping the
+        premaster secret (RFC 8422 §5.7, RFC 4279 §2, RFC 5489 §2).
+        """
+        kx = self.secrets.suite.key_exchange
+        config = self.config
+        shared = None
+        if kx.uses_ecdhe:
+            group, server_public = self.server_key_share
+            share = KeyShare(group)
+            shared = share.exchange(server_public)
+        if kx is KeyExchange.PSK:
+            self._pre_master = prf.psk_premaster(config.psk)
+            return encode(push_client_key_exchange_psk, ClientKeyExchangePSK(config.psk_identity))
+        if kx is KeyExchange.ECDHE_PSK:
+            self._pre_master = prf.psk_premaster(config.psk, shared)
+            return encode(
+                push_client_key_exchange_ecdhe_psk, ClientKeyExchangeECDHEPSK(config.psk_identity, share.public_bytes)
+            )
+        self._pre_master = shared
+        return encode(push_client_key_exchange_ecdhe, ClientKeyExchangeECDHE(share.public_bytes))
+
     # -- flight 6 ---------------------------------------------------------------------
 
     def on_change_cipher_spec(self) -> None:
@@ -270,6 +350,9 @@ class ClientHandshake(Handshake):
             extended_master_secret=self.secrets.extended_master_secret,
             peer_certificates=self.peer_certificates,
             server_name=self.config.server_name,
+            alpn_protocol=self.alpn_protocol,
+            srtp_profile=self.srtp_profile,
+            psk_identity=self.config.psk_identity if self.secrets.suite.key_exchange.uses_psk else None,
         )
         self.host.handshake_complete(self.parameters)
 

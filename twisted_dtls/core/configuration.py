@@ -8,7 +8,7 @@ import enum
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
@@ -68,6 +68,22 @@ class DTLSConfiguration:
         handshake fails.
     @ivar random: source of random bytes (replaceable for deterministic
         tests).
+    @ivar psk_identity: client only; the PSK identity (RFC 4279 §2).
+    @ivar psk: client only; the pre-shared key for C{psk_identity}.
+    @ivar psk_lookup: server only; C{identity -> key or None}, so keys can
+        live anywhere (a dict's C{get}, a database query).
+    @ivar psk_identity_hint: server only; sent in ServerKeyExchange when set.
+    @ivar alpn_protocols: ALPN protocols (RFC 7301), in preference order;
+        a client offers them, a server picks the first of its own that the
+        client offered.
+    @ivar srtp_profiles: C{use_srtp} protection profiles (RFC 5764), in
+        preference order.
+    @ivar sni_credentials: server only; host name -> (chain, key), chosen by
+        the client's server_name; the main certificate is the default.
+    @ivar record_size_limit: the largest record plaintext we are willing to
+        receive, advertised with RFC 8449's extension.
+    @ivar keylog: called with one NSS key-log line per session
+        (C{CLIENT_RANDOM <client random> <master secret>}, hex).
     """
 
     certificate_chain: Sequence[x509.Certificate] = ()
@@ -77,6 +93,19 @@ class DTLSConfiguration:
     verify_peer: bool = True
     server_name: Optional[str] = None
     client_authentication: ClientAuthentication = ClientAuthentication.NONE
+
+    psk_identity: Optional[bytes] = None
+    psk: Optional[bytes] = field(default=None, repr=False)
+    psk_lookup: Optional[Callable[[bytes], Optional[bytes]]] = field(default=None, repr=False)
+    psk_identity_hint: Optional[bytes] = None
+
+    alpn_protocols: tuple[str, ...] = ()
+    srtp_profiles: tuple[int, ...] = ()
+    sni_credentials: Mapping[str, tuple[Sequence[x509.Certificate], CertificateIssuerPrivateKeyTypes]] = field(
+        default_factory=dict, repr=False
+    )
+    record_size_limit: Optional[int] = None
+    keylog: Optional[Callable[[str], None]] = field(default=None, repr=False)
 
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
@@ -116,9 +145,26 @@ class DTLSConfiguration:
             raise ConfigurationError("no groups configured")
         if self.max_datagram_size < 256:
             raise ConfigurationError(f"max_datagram_size {self.max_datagram_size} is below the floor of 256")
-        if not is_client:
-            needs_cert = any(CIPHER_SUITES[s].key_exchange.uses_certificates for s in self.cipher_suites)
-            if needs_cert and (not self.certificate_chain or self.private_key is None):
-                raise ConfigurationError("a server with certificate suites needs certificate_chain and private_key")
+        infos = [CIPHER_SUITES[s] for s in self.cipher_suites]
+        if is_client:
+            if any(i.key_exchange.uses_psk for i in infos) and (self.psk_identity is None or not self.psk):
+                raise ConfigurationError("PSK cipher suites need psk_identity and psk")
+        else:
+            has_cert = bool(self.certificate_chain) and self.private_key is not None
+            usable = [
+                i
+                for i in infos
+                if (i.key_exchange.uses_certificates and has_cert) or (i.key_exchange.uses_psk and self.psk_lookup)
+            ]
+            if not usable:
+                raise ConfigurationError(
+                    "a server needs certificate_chain and private_key for certificate suites, "
+                    "or psk_lookup for PSK suites"
+                )
+        if self.record_size_limit is not None and not 64 <= self.record_size_limit <= 2**14:
+            raise ConfigurationError("record_size_limit must be within 64..16384 (RFC 8449 §4)")
+        for name in self.alpn_protocols:
+            if not 0 < len(name.encode()) < 256:
+                raise ConfigurationError(f"ALPN protocol name {name!r} must be 1..255 bytes")
         if bool(self.certificate_chain) != (self.private_key is not None):
             raise ConfigurationError("certificate_chain and private_key go together")

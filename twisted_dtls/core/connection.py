@@ -111,7 +111,11 @@ class DTLSConnection:
         """
         The largest application write that fits one record in one datagram.
         """
-        return min(MAX_PLAINTEXT, self._records.max_payload(self._max_datagram_size))
+        return min(self._peer_record_limit(), self._records.max_payload(self._max_datagram_size))
+
+    def _peer_record_limit(self) -> int:
+        limit = self._handshake.peer_record_size_limit
+        return MAX_PLAINTEXT if limit is None else min(limit, MAX_PLAINTEXT)
 
     # -- input ------------------------------------------------------------------------
 
@@ -139,10 +143,19 @@ class DTLSConnection:
             self._started = True
         self._now = now
         try:
+            failures = self._records.auth_failures
             self._work.extend(self._records.open_datagram(data))
+            if self._records.auth_failures != failures and self._awaiting_finished():
+                # The peer's Finished does not decrypt under the keys we
+                # derived: a wrong PSK or a broken key exchange. Silence here
+                # would leave both sides retransmitting until they time out.
+                raise AlertError("peer's Finished failed authentication", AlertDescription.bad_record_mac)
             self._drain()
         except AlertError as e:
             self._fail(e)
+
+    def _awaiting_finished(self) -> bool:
+        return self.negotiated is None and self._records.read_epoch > 0
 
     def handle_timer(self, now: float) -> None:
         """
@@ -409,7 +422,9 @@ class DTLSConnection:
     def _transmit_flight(self) -> None:
         records = self._records
         self._outgoing.extend(
-            pack_flight(self._flight, records.seal, self._max_datagram_size, records.overhead)
+            pack_flight(
+                self._flight, records.seal, self._max_datagram_size, records.overhead, self._peer_record_limit()
+            )
         )
 
     def _send_alert(self, level: int, description: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .constants import HANDSHAKE_HEADER_SIZE, RECORD_HEADER_SIZE, ContentType
+from .constants import HANDSHAKE_HEADER_SIZE, MAX_PLAINTEXT, RECORD_HEADER_SIZE, ContentType
 from .messages import HandshakeFragment, push_handshake_fragment
 
 
@@ -175,6 +175,7 @@ def pack_flight(
     seal,
     max_datagram_size: int,
     overhead_for_epoch,
+    max_record_plaintext: int = MAX_PLAINTEXT,
 ) -> list[bytes]:
     """
     Cut a flight into records and pack the records into datagrams.
@@ -185,6 +186,8 @@ def pack_flight(
         §4.2.4).
     @param overhead_for_epoch: C{f(epoch) -> int}, the bytes protection adds
         to a record in that epoch.
+    @param max_record_plaintext: the peer's record size limit (RFC 8449):
+        no record's plaintext exceeds it.
     @return: the datagrams, each at most C{max_datagram_size} bytes.
     """
     datagrams: list[bytes] = []
@@ -210,7 +213,7 @@ def pack_flight(
         length = len(body)
         offset = 0
         while True:
-            space = room() - record_overhead - HANDSHAKE_HEADER_SIZE
+            space = min(room() - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
             remaining = length - offset
             # Start a new datagram rather than send a sliver of a message;
             # a whole small message always goes in one piece when it can.

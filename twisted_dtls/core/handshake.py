@@ -112,6 +112,9 @@ class Handshake:
         self.state = None
         self.parameters: NegotiatedParameters | None = None
         self.pending_read: RecordProtection | None = None
+        #: the peer's RFC 8449 limit on the records we send it
+        self.peer_record_size_limit: int | None = None
+        self._pre_master = b""
         #: our Finished verify_data and the peer's (RFC 5746 §3.1)
         self.client_verify_data = b""
         self.server_verify_data = b""
@@ -180,6 +183,9 @@ class Handshake:
             s.master_secret = prf.extended_master_secret(self.prf_hash, pre_master, self.transcript_hash())
         else:
             s.master_secret = prf.master_secret(self.prf_hash, pre_master, s.client_random, s.server_random)
+        if self.config.keylog is not None:
+            # NSS key log format, read by Wireshark and tshark.
+            self.config.keylog(f"CLIENT_RANDOM {s.client_random.hex()} {s.master_secret.hex()}")
 
     def protections(self) -> tuple[RecordProtection, RecordProtection]:
         """

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import certificates, extensions as ext, signatures
+from . import certificates, extensions as ext, prf, signatures
 from .configuration import ClientAuthentication
 from .constants import (
     DTLS_1_2,
@@ -47,17 +47,23 @@ from .messages import (
     ServerHello,
     ServerHelloDone,
     ServerKeyExchangeECDHE,
+    ServerKeyExchangeECDHEPSK,
+    ServerKeyExchangePSK,
     ecdhe_signed_data,
     pull_certificate,
     pull_certificate_verify,
     pull_client_hello,
     pull_client_key_exchange_ecdhe,
+    pull_client_key_exchange_ecdhe_psk,
+    pull_client_key_exchange_psk,
     push_certificate,
     push_certificate_request,
     push_finished,
     push_server_hello,
     push_server_hello_done,
     push_server_key_exchange_ecdhe,
+    push_server_key_exchange_ecdhe_psk,
+    push_server_key_exchange_psk,
 )
 from .suites import CIPHER_SUITES, KeyExchange
 
@@ -92,6 +98,12 @@ class ServerHandshake(Handshake):
         self.requested_certificate = False
         self.server_name: str | None = None
         self.offered_schemes: list[int] = []
+        self.chain = configuration.certificate_chain
+        self.private_key = configuration.private_key
+        self.alpn_protocol: str | None = None
+        self.srtp_profile: int | None = None
+        self.psk_identity: bytes | None = None
+        self.pending_write = None
 
     # -- flight 3 -> flight 4 -----------------------------------------------------
 
@@ -133,6 +145,10 @@ class ServerHandshake(Handshake):
         name_data = ext.find_extension(exts, ExtensionType.server_name)
         if name_data is not None:
             self.server_name = ext.decode_server_name(name_data)
+            # RFC 6066 §3: pick the certificate by name, else the default.
+            credential = _lookup_name(config.sni_credentials, self.server_name)
+            if credential is not None:
+                self.chain, self.private_key = credential
 
         suite = self._choose_suite(hello, group)
         self.secrets.client_random = hello.random
@@ -140,7 +156,7 @@ class ServerHandshake(Handshake):
         self.secrets.suite = CIPHER_SUITES[suite]
         self.secrets.extended_master_secret = ems is not None
 
-        reply_extensions = []
+        reply_extensions = self._negotiate_extensions(exts)
         if secure_renegotiation:
             reply_extensions.append((ExtensionType.renegotiation_info, ext.encode_renegotiation_info(b"")))
         if ems is not None:
@@ -150,22 +166,31 @@ class ServerHandshake(Handshake):
         server_hello = ServerHello(DTLS_1_2, self.secrets.server_random, b"", suite, 0, reply_extensions)
         items = [self.message(_MH.server_hello, encode(push_server_hello, server_hello), epoch=0)]
 
-        chain = config.certificate_chain
-        certificate = Certificate([c.public_bytes(Encoding.DER) for c in chain])
-        items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
+        kx = self.secrets.suite.key_exchange
+        if kx.uses_ecdhe:
+            self.key_share = KeyShare(group)
+            params = ServerECDHParams(group, self.key_share.public_bytes)
+        if kx.uses_certificates:
+            certificate = Certificate([c.public_bytes(Encoding.DER) for c in self.chain])
+            items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
+            scheme = signatures.choose_scheme(self.private_key, self.offered_schemes)
+            signature = signatures.sign(
+                self.private_key,
+                scheme,
+                ecdhe_signed_data(self.secrets.client_random, self.secrets.server_random, params),
+            )
+            ske = encode(push_server_key_exchange_ecdhe, ServerKeyExchangeECDHE(params, scheme, signature))
+            items.append(self.message(_MH.server_key_exchange, ske, epoch=0))
+        elif kx is KeyExchange.ECDHE_PSK:
+            hint = config.psk_identity_hint or b""
+            ske = encode(push_server_key_exchange_ecdhe_psk, ServerKeyExchangeECDHEPSK(hint, params))
+            items.append(self.message(_MH.server_key_exchange, ske, epoch=0))
+        elif config.psk_identity_hint is not None:
+            # RFC 4279 §2: plain PSK sends ServerKeyExchange only for a hint.
+            ske = encode(push_server_key_exchange_psk, ServerKeyExchangePSK(config.psk_identity_hint))
+            items.append(self.message(_MH.server_key_exchange, ske, epoch=0))
 
-        self.key_share = KeyShare(group)
-        params = ServerECDHParams(group, self.key_share.public_bytes)
-        scheme = signatures.choose_scheme(config.private_key, self.offered_schemes)
-        signature = signatures.sign(
-            config.private_key,
-            scheme,
-            ecdhe_signed_data(self.secrets.client_random, self.secrets.server_random, params),
-        )
-        ske = ServerKeyExchangeECDHE(params, scheme, signature)
-        items.append(self.message(_MH.server_key_exchange, encode(push_server_key_exchange_ecdhe, ske), epoch=0))
-
-        if config.client_authentication is not ClientAuthentication.NONE:
+        if kx.uses_certificates and config.client_authentication is not ClientAuthentication.NONE:
             self.requested_certificate = True
             request = CertificateRequest(
                 [ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign],
@@ -177,12 +202,44 @@ class ServerHandshake(Handshake):
         self.state = ServerState.WAIT_CERTIFICATE if self.requested_certificate else ServerState.WAIT_CLIENT_KEY_EXCHANGE
         self.host.send_flight(items, final=False)
 
+    def _negotiate_extensions(self, exts) -> list[tuple[int, bytes]]:
+        """
+        ALPN (RFC 7301), use_srtp (RFC 5764) and record_size_limit
+        (RFC 8449): what we answer in ServerHello.
+        """
+        config = self.config
+        reply = []
+        alpn = ext.find_extension(exts, ExtensionType.application_layer_protocol_negotiation)
+        if alpn is not None and config.alpn_protocols:
+            offered = [p.decode("latin-1") for p in ext.decode_alpn(alpn)]
+            chosen = next((p for p in config.alpn_protocols if p in offered), None)
+            if chosen is None:
+                raise AlertError(
+                    f"no ALPN protocol in common (client offers {offered})", AlertDescription.no_application_protocol
+                )
+            self.alpn_protocol = chosen
+            reply.append((ExtensionType.application_layer_protocol_negotiation, ext.encode_alpn([chosen.encode("latin-1")])))
+        srtp = ext.find_extension(exts, ExtensionType.use_srtp)
+        if srtp is not None and config.srtp_profiles:
+            offered_srtp = ext.decode_use_srtp(srtp)
+            chosen_profile = next((p for p in config.srtp_profiles if p in offered_srtp.profiles), None)
+            # RFC 5764 §4.1.1: with no profile in common, leave it out.
+            if chosen_profile is not None:
+                self.srtp_profile = chosen_profile
+                reply.append((ExtensionType.use_srtp, ext.encode_use_srtp([chosen_profile], b"")))
+        limit = ext.find_extension(exts, ExtensionType.record_size_limit)
+        if limit is not None:
+            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+            own = config.record_size_limit if config.record_size_limit is not None else 2**14
+            reply.append((ExtensionType.record_size_limit, ext.encode_record_size_limit(own)))
+        return reply
+
     def _choose_suite(self, hello: ClientHello, group: int | None) -> int:
         """
         Server preference order among what the client offers and what our
         credentials can do.
         """
-        key = self.config.private_key
+        key = self.private_key
         offered = set(hello.cipher_suites)
         for suite in self.config.cipher_suites:
             if suite not in offered:
@@ -196,7 +253,9 @@ class ServerHandshake(Handshake):
                 continue
             if info.key_exchange is KeyExchange.ECDHE_RSA and not isinstance(key, rsa.RSAPrivateKey):
                 continue
-            if info.key_exchange.uses_psk:
+            if info.key_exchange.uses_psk and self.config.psk_lookup is None:
+                continue
+            if info.key_exchange.uses_certificates and not self.chain:
                 continue
             if info.key_exchange.uses_certificates:
                 try:
@@ -229,11 +288,30 @@ class ServerHandshake(Handshake):
         self.state = ServerState.WAIT_CLIENT_KEY_EXCHANGE
 
     def on_client_key_exchange(self, body: bytes, raw: bytes) -> None:
-        message = decode(pull_client_key_exchange_ecdhe, body)
-        pre_master = self.key_share.exchange(message.public)
+        kx = self.secrets.suite.key_exchange
+        if kx is KeyExchange.PSK:
+            message = decode(pull_client_key_exchange_psk, body)
+            pre_master = prf.psk_premaster(self._psk_for(message.identity))
+        elif kx is KeyExchange.ECDHE_PSK:
+            message = decode(pull_client_key_exchange_ecdhe_psk, body)
+            psk = self._psk_for(message.identity)
+            pre_master = prf.psk_premaster(psk, self.key_share.exchange(message.public))
+        else:
+            message = decode(pull_client_key_exchange_ecdhe, body)
+            pre_master = self.key_share.exchange(message.public)
         self.key_share = None
         self.derive_master_secret(pre_master)
         self.state = ServerState.WAIT_CERTIFICATE_VERIFY if self.peer_certificates else ServerState.WAIT_CHANGE_CIPHER_SPEC
+
+    def _psk_for(self, identity: bytes) -> bytes:
+        """
+        RFC 4279 §2: an unknown identity is refused with unknown_psk_identity.
+        """
+        key = self.config.psk_lookup(identity)
+        if not key:
+            raise AlertError(f"unknown PSK identity {identity!r}", AlertDescription.unknown_psk_identity)
+        self.psk_identity = identity
+        return key
 
     def on_certificate_verify(self, body: bytes, raw: bytes) -> None:
         message = decode(pull_certificate_verify, body)
@@ -267,6 +345,22 @@ class ServerHandshake(Handshake):
             extended_master_secret=self.secrets.extended_master_secret,
             peer_certificates=self.peer_certificates,
             server_name=self.server_name,
+            alpn_protocol=self.alpn_protocol,
+            srtp_profile=self.srtp_profile,
+            psk_identity=self.psk_identity,
         )
         self.host.send_flight(items, final=True)
         self.host.handshake_complete(self.parameters)
+
+
+def _lookup_name(credentials, name: str | None):
+    """
+    Exact match first, then a single-label wildcard (C{*.example.com}).
+    """
+    if not name or not credentials:
+        return None
+    name = name.lower().rstrip(".")
+    if name in credentials:
+        return credentials[name]
+    head, _, rest = name.partition(".")
+    return credentials.get(f"*.{rest}") if rest else None

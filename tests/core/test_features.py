@@ -1,0 +1,183 @@
+"""
+Pair tests for the features of issue 4 in the engine: PSK, CCM, ALPN,
+use_srtp, SNI, record_size_limit, the exporter and the key log, under loss
+and reordering, and their failure cases.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.certs import make_pki, self_signed
+from tests.core.pairnet import Impairment, PairNetwork
+from tests.core.test_pair import assert_established, client_config, exchange_data, server_config
+from twisted_dtls.core.certificates import fingerprint_sha256
+from twisted_dtls.core.configuration import DTLSConfiguration
+from twisted_dtls.core.constants import AlertDescription, CipherSuite, ContentType, SRTPProtectionProfile
+from twisted_dtls.core.events import CloseReason
+from twisted_dtls.core.records import pull_records
+from twisted_dtls.core.suites import CIPHER_SUITES, KeyExchange
+
+PKI = make_pki()
+PSK_SUITES = [s for s, i in CIPHER_SUITES.items() if i.key_exchange.uses_psk]
+KEYS = {b"client1": bytes.fromhex("000102030405060708090a0b0c0d0e0f")}
+
+
+def psk_server(suites, **kw) -> DTLSConfiguration:
+    return DTLSConfiguration(cipher_suites=tuple(suites), psk_lookup=KEYS.get, **kw)
+
+
+def psk_client(suites, identity=b"client1", key=KEYS[b"client1"], **kw) -> DTLSConfiguration:
+    return DTLSConfiguration(cipher_suites=tuple(suites), psk_identity=identity, psk=key, **kw)
+
+
+@pytest.mark.parametrize("suite", PSK_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("hint", [None, b"hint"], ids=["nohint", "hint"])
+def test_psk_suites(suite, hint):
+    net = PairNetwork(psk_client([suite]), psk_server([suite], psk_identity_hint=hint))
+    net.handshake()
+    assert_established(net, suite)
+    assert net.server.completed.psk_identity == b"client1"
+    assert net.server.completed.peer_certificates == ()
+    exchange_data(net)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_psk_under_loss(seed):
+    suite = CipherSuite.TLS_PSK_WITH_AES_128_CCM_8
+    net = PairNetwork(psk_client([suite]), psk_server([suite]), Impairment(drop=0.2, duplicate=0.2, delay=0.1), seed=seed)
+    net.handshake(deadline=300)
+    assert_established(net, suite)
+
+
+def test_unknown_psk_identity_alert():
+    suite = CipherSuite.TLS_PSK_WITH_AES_128_CCM_8
+    net = PairNetwork(psk_client([suite], identity=b"nobody"), psk_server([suite]))
+    net.handshake()
+    assert net.server.closed.alert == AlertDescription.unknown_psk_identity
+    assert net.client.closed.reason is CloseReason.ALERT_RECEIVED
+    assert net.client.closed.alert == AlertDescription.unknown_psk_identity
+    assert net.now < 5
+
+
+@pytest.mark.parametrize("suite", PSK_SUITES, ids=lambda s: s.name)
+def test_wrong_psk_fails_promptly_with_alert(suite):
+    net = PairNetwork(psk_client([suite], key=b"\xff" * 16), psk_server([suite]))
+    net.handshake()
+    assert net.server.closed.reason is CloseReason.ALERT_SENT
+    assert net.server.closed.alert == AlertDescription.bad_record_mac
+    assert net.client.closed.reason is CloseReason.ALERT_RECEIVED
+    assert net.now < 5, "a wrong key must not end in a retransmission timeout"
+
+
+@pytest.mark.parametrize(
+    "suite", [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CCM, CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8], ids=lambda s: s.name
+)
+def test_ccm_suites_tag_length(suite):
+    net = PairNetwork(client_config(cipher_suites=(suite,)), server_config())
+    net.handshake()
+    assert_established(net, suite)
+    net.client_send(b"x" * 10)
+    _, _, datagram = net.sent[-1]
+    (record,), _ = pull_records(datagram)
+    tag = 8 if suite == CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 else 16
+    assert record.content_type == ContentType.application_data
+    assert len(record.fragment) == 8 + 10 + tag
+
+
+def test_alpn_negotiated():
+    net = PairNetwork(client_config(alpn_protocols=("h2", "coap")), server_config(alpn_protocols=("coap", "h2")))
+    net.handshake()
+    assert net.client.completed.alpn_protocol == "coap"
+    assert net.server.completed.alpn_protocol == "coap"
+
+
+def test_alpn_without_common_protocol_fails():
+    net = PairNetwork(client_config(alpn_protocols=("h2",)), server_config(alpn_protocols=("coap",)))
+    net.handshake()
+    assert net.server.closed.alert == AlertDescription.no_application_protocol
+    assert net.client.closed.alert == AlertDescription.no_application_protocol
+
+
+def test_alpn_not_configured_on_server_is_ignored():
+    net = PairNetwork(client_config(alpn_protocols=("coap",)), server_config())
+    net.handshake()
+    assert_established(net)
+    assert net.client.completed.alpn_protocol is None
+
+
+def test_srtp_profile_negotiated_and_exporter_agrees():
+    profiles = (SRTPProtectionProfile.SRTP_AEAD_AES_128_GCM, SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80)
+    net = PairNetwork(
+        client_config(srtp_profiles=profiles),
+        server_config(srtp_profiles=(SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,)),
+    )
+    net.handshake()
+    assert net.client.completed.srtp_profile == SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80
+    assert net.server.completed.srtp_profile == SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80
+    label = b"EXTRACTOR-dtls_srtp"
+    client_keys = net.client.connection.export_keying_material(label, None, 60)
+    server_keys = net.server.connection.export_keying_material(label, None, 60)
+    assert client_keys == server_keys and len(client_keys) == 60
+    assert net.client.connection.export_keying_material(label, b"ctx", 60) != client_keys
+
+
+def test_srtp_without_common_profile_leaves_it_out():
+    net = PairNetwork(
+        client_config(srtp_profiles=(SRTPProtectionProfile.SRTP_AEAD_AES_128_GCM,)),
+        server_config(srtp_profiles=(SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,)),
+    )
+    net.handshake()
+    assert_established(net)
+    assert net.client.completed.srtp_profile is None
+
+
+def test_sni_selects_certificate():
+    other = self_signed("other.example")
+    sni = {"other.example": (other.chain, other.key)}
+    net = PairNetwork(
+        client_config(server_name="other.example", pinned_sha256=frozenset({fingerprint_sha256(other.cert)})),
+        server_config(sni_credentials=sni),
+    )
+    net.handshake()
+    assert_established(net)
+    assert net.client.completed.peer_certificates[0] == other.cert
+    assert net.server.completed.server_name == "other.example"
+
+    default = PairNetwork(client_config(server_name="localhost"), server_config(sni_credentials=sni))
+    default.handshake()
+    assert default.client.completed.peer_certificates[0] == PKI.server_ec.cert
+
+
+def test_record_size_limit_honoured_both_ways():
+    net = PairNetwork(client_config(record_size_limit=256), server_config(record_size_limit=300))
+    net.handshake()
+    assert_established(net)
+    # The server's certificate flight was cut to the client's 256-byte limit.
+    for _, direction, datagram in net.sent:
+        for record in pull_records(datagram)[0]:
+            limit = 256 if direction == "s2c" else 300
+            assert len(record.fragment) <= limit + 8 + 16
+    assert net.server.connection.max_send_size == 256
+    assert net.client.connection.max_send_size == 300
+    with pytest.raises(ValueError, match="256"):
+        net.server.connection.send(b"x" * 257)
+
+
+def test_keylog_lines():
+    client_lines, server_lines = [], []
+    net = PairNetwork(client_config(keylog=client_lines.append), server_config(keylog=server_lines.append))
+    net.handshake()
+    assert client_lines == server_lines
+    (line,) = client_lines
+    label, client_random, master = line.split()
+    assert label == "CLIENT_RANDOM" and len(client_random) == 64 and len(master) == 96
+
+
+def test_exporter_before_handshake_is_misuse():
+    from twisted_dtls.core.connection import DTLSConnection
+    from twisted_dtls.core.errors import ProtocolMisuseError
+
+    conn = DTLSConnection(client_config(), is_client=True)
+    with pytest.raises(ProtocolMisuseError):
+        conn.export_keying_material(b"EXPERIMENTAL x", None, 16)
