@@ -181,3 +181,121 @@ def test_exporter_before_handshake_is_misuse():
     conn = DTLSConnection(client_config(), is_client=True)
     with pytest.raises(ProtocolMisuseError):
         conn.export_keying_material(b"EXPERIMENTAL x", None, 16)
+
+
+# -- resumption ---------------------------------------------------------------------
+
+from twisted_dtls.core.sessions import SessionCache, TicketKeys  # noqa: E402
+
+
+def _resume_pair(server_kw, impairment=None, seed=0, client_kw=None):
+    client_kw = client_kw or {}
+    first = PairNetwork(client_config(**client_kw), server_config(**server_kw))
+    first.handshake()
+    assert_established(first)
+    session = first.client.connection.session
+    assert session is not None
+    second = PairNetwork(client_config(**client_kw), server_config(**server_kw), impairment, seed=seed)
+    from twisted_dtls.core.connection import DTLSConnection
+
+    second.client.connection = DTLSConnection(second.client.connection.configuration, True, session=session)
+    second.handshake(deadline=300)
+    return first, second
+
+
+def _messages(net, direction):
+    from twisted_dtls.core.constants import HandshakeType
+
+    types = []
+    for _, d, datagram in net.sent:
+        if d != direction:
+            continue
+        for record in pull_records(datagram)[0]:
+            if record.content_type == ContentType.handshake and record.epoch == 0:
+                types.append(HandshakeType(record.fragment[0]).name)
+    return types
+
+
+def test_resumption_by_session_id():
+    cache = SessionCache()
+    first, second = _resume_pair({"session_cache": cache}, client_kw={"session_tickets": False})
+    assert not first.client.completed.resumed
+    assert second.client.completed.resumed and second.server.completed.resumed
+    assert "certificate" not in _messages(second, "s2c")
+    assert "client_key_exchange" not in _messages(second, "c2s")
+    assert second.client.completed.peer_certificates[0] == PKI.server_ec.cert
+    exchange_data(second)
+
+
+def test_resumption_by_ticket_across_servers_sharing_the_key():
+    secret = b"t" * 32
+    first = PairNetwork(client_config(), server_config(ticket_keys=TicketKeys(secret)))
+    first.handshake()
+    session = first.client.connection.session
+    assert session.ticket
+    assert "new_session_ticket" in _messages(first, "s2c")
+    from twisted_dtls.core.connection import DTLSConnection
+
+    other_server = PairNetwork(client_config(), server_config(ticket_keys=TicketKeys(secret)))
+    other_server.client.connection = DTLSConnection(client_config(), True, session=session)
+    other_server.handshake()
+    assert other_server.server.completed.resumed and other_server.client.completed.resumed
+    exchange_data(other_server)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_abbreviated_handshake_under_loss(seed):
+    first, second = _resume_pair(
+        {"ticket_keys": TicketKeys(b"t" * 32)}, Impairment(drop=0.25, duplicate=0.2, delay=0.1), seed=seed
+    )
+    assert_established(second)
+    assert second.client.completed.resumed
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_abbreviated_handshake_every_datagram_dropped(index):
+    first, second = _resume_pair({"ticket_keys": TicketKeys(b"t" * 32)}, Impairment(drop_indices=frozenset({index})))
+    assert_established(second)
+    assert second.client.completed.resumed
+
+
+def test_forged_or_foreign_ticket_falls_back_to_full_handshake():
+    first = PairNetwork(client_config(), server_config(ticket_keys=TicketKeys(b"a" * 32)))
+    first.handshake()
+    session = first.client.connection.session
+    from dataclasses import replace
+
+    from twisted_dtls.core.connection import DTLSConnection
+
+    forged = replace(session, ticket=session.ticket[:-1] + bytes([session.ticket[-1] ^ 1]))
+    for offered, keys in ((session, TicketKeys(b"b" * 32)), (forged, TicketKeys(b"a" * 32))):
+        net = PairNetwork(client_config(), server_config(ticket_keys=keys))
+        net.client.connection = DTLSConnection(client_config(), True, session=offered)
+        net.handshake()
+        assert_established(net)
+        assert not net.client.completed.resumed and not net.server.completed.resumed
+        assert "certificate" in _messages(net, "s2c")
+
+
+def test_stale_ticket_falls_back_to_full_handshake():
+    clock = [1_000_000.0]
+    keys = TicketKeys(b"a" * 32, lifetime=60)
+    first = PairNetwork(client_config(), server_config(ticket_keys=keys, wall_clock=lambda: clock[0]))
+    first.handshake()
+    session = first.client.connection.session
+    clock[0] += 120
+    from twisted_dtls.core.connection import DTLSConnection
+
+    net = PairNetwork(client_config(), server_config(ticket_keys=keys, wall_clock=lambda: clock[0]))
+    net.client.connection = DTLSConnection(client_config(), True, session=session)
+    net.handshake()
+    assert_established(net)
+    assert not net.server.completed.resumed
+
+
+def test_session_cache_is_bounded():
+    cache = SessionCache(max_entries=3)
+    for _ in range(5):
+        net = PairNetwork(client_config(session_tickets=False), server_config(session_cache=cache))
+        net.handshake()
+    assert len(cache) == 3

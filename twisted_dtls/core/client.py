@@ -46,6 +46,7 @@ from .messages import (
     pull_certificate,
     pull_certificate_request,
     pull_hello_verify_request,
+    pull_new_session_ticket,
     pull_server_hello,
     pull_server_key_exchange_ecdhe,
     pull_server_key_exchange_ecdhe_psk,
@@ -58,6 +59,7 @@ from .messages import (
     push_client_key_exchange_psk,
     push_finished,
 )
+from .sessions import Session
 from .suites import CIPHER_SUITES, KeyExchange
 
 #: How many HelloVerifyRequests we answer in one handshake; a server (or an
@@ -75,6 +77,7 @@ class ClientState(enum.Enum):
     WAIT_PSK_HINT_OR_DONE = "wait_psk_hint_or_done"
     WAIT_CERTIFICATE_REQUEST_OR_DONE = "wait_certificate_request_or_done"
     WAIT_SERVER_HELLO_DONE = "wait_server_hello_done"
+    WAIT_NEW_SESSION_TICKET = "wait_new_session_ticket"
     WAIT_CHANGE_CIPHER_SPEC = "wait_change_cipher_spec"
     WAIT_FINISHED = "wait_finished"
     ESTABLISHED = "established"
@@ -97,14 +100,26 @@ class ClientHandshake(Handshake):
             _MH.server_hello_done: "on_server_hello_done",
         },
         ClientState.WAIT_SERVER_HELLO_DONE: {_MH.server_hello_done: "on_server_hello_done"},
+        ClientState.WAIT_NEW_SESSION_TICKET: {
+            _MH.new_session_ticket: "on_new_session_ticket",
+            CHANGE_CIPHER_SPEC: "on_change_cipher_spec",
+        },
         ClientState.WAIT_CHANGE_CIPHER_SPEC: {CHANGE_CIPHER_SPEC: "on_change_cipher_spec"},
         ClientState.WAIT_FINISHED: {_MH.finished: "on_finished"},
         ClientState.ESTABLISHED: {},
     }
 
-    def __init__(self, configuration, host, wall_clock):
+    def __init__(self, configuration, host, wall_clock, session: Session | None = None):
         super().__init__(configuration, host, wall_clock)
         self.state = ClientState.START
+        #: the session we offer to resume, and whether the server took it
+        self.offered_session = session
+        self.resumed = False
+        self.ticket_expected = False
+        self.new_ticket: tuple[bytes, float] | None = None
+        self.server_session_id = b""
+        #: what the caller may store to resume later (after completion)
+        self.session: Session | None = None
         self.hello: ClientHello | None = None
         self.hello_verify_count = 0
         self.server_key_share: tuple[int, bytes] | None = None
@@ -136,6 +151,15 @@ class ClientHandshake(Handshake):
             extensions.append((ExtensionType.use_srtp, ext.encode_use_srtp(config.srtp_profiles, b"")))
         if config.record_size_limit is not None:
             extensions.append((ExtensionType.record_size_limit, ext.encode_record_size_limit(config.record_size_limit)))
+        session = self.offered_session
+        session_id = b""
+        if session is not None:
+            # RFC 5077 §3.4: with a ticket, a fresh session id lets us tell
+            # from ServerHello whether the server resumed.
+            session_id = session.session_id or (config.random(32) if session.ticket else b"")
+        if config.session_tickets:
+            ticket = session.ticket if session is not None else b""
+            extensions.append((ExtensionType.session_ticket, ext.encode_session_ticket(ticket)))
         name = config.server_name
         if name and not _is_ip_literal(name):
             # RFC 6066 §3: literal IP addresses are not sent in SNI.
@@ -144,7 +168,7 @@ class ClientHandshake(Handshake):
         self.hello = ClientHello(
             client_version=DTLS_1_2,
             random=self.secrets.client_random,
-            session_id=b"",
+            session_id=session_id,
             cookie=b"",
             cipher_suites=list(config.cipher_suites),
             compression_methods=[0],
@@ -212,6 +236,12 @@ class ClientHandshake(Handshake):
         self.secrets.server_random = hello.random
         self.secrets.suite = CIPHER_SUITES[hello.cipher_suite]
         self.secrets.extended_master_secret = ems is not None
+        self.server_session_id = hello.session_id
+        self.ticket_expected = ext.find_extension(hello.extensions, ExtensionType.session_ticket) is not None
+        session = self.offered_session
+        if session is not None and hello.session_id and hello.session_id == self.hello.session_id:
+            self._resume(session, hello)
+            return
         kx = self.secrets.suite.key_exchange
         if kx.uses_certificates:
             self.state = ClientState.WAIT_CERTIFICATE
@@ -219,6 +249,31 @@ class ClientHandshake(Handshake):
             self.state = ClientState.WAIT_PSK_HINT_OR_DONE
         else:
             self.state = ClientState.WAIT_SERVER_KEY_EXCHANGE
+
+    def _resume(self, session: Session, hello) -> None:
+        """
+        The server echoed our session id: an abbreviated handshake
+        (RFC 5246 §7.3) with the old master secret.
+        """
+        if hello.cipher_suite != session.cipher_suite:
+            raise IllegalParameter("resumed session with a different cipher suite")
+        # RFC 7627 §5.3: the extension must be used exactly as before.
+        if session.extended_master_secret != self.secrets.extended_master_secret:
+            raise AlertError("extended_master_secret changed on resumption", AlertDescription.handshake_failure)
+        self.resumed = True
+        self.secrets.master_secret = session.master_secret
+        self.peer_certificates = tuple(x509.load_der_x509_certificate(d) for d in session.peer_certificates)
+        self.log_master_secret()
+        client_write, server_write = self.protections()
+        self.pending_read = server_write
+        self.pending_write = client_write
+        self.state = ClientState.WAIT_NEW_SESSION_TICKET if self.ticket_expected else ClientState.WAIT_CHANGE_CIPHER_SPEC
+
+    def on_new_session_ticket(self, body: bytes, raw: bytes) -> None:
+        # RFC 5077 §3.3: only when ServerHello carried the extension.
+        message = decode(pull_new_session_ticket, body)
+        self.new_ticket = (message.ticket, float(message.lifetime_hint))
+        self.state = ClientState.WAIT_CHANGE_CIPHER_SPEC
 
     def on_certificate(self, body: bytes, raw: bytes) -> None:
         message = decode(pull_certificate, body)
@@ -308,7 +363,7 @@ class ClientHandshake(Handshake):
         self.host.install_write(1, client_write)
         self.client_verify_data = self.verify_data(b"client finished")
         items.append(self.message(_MH.finished, encode(push_finished, Finished(self.client_verify_data)), epoch=1))
-        self.state = ClientState.WAIT_CHANGE_CIPHER_SPEC
+        self.state = ClientState.WAIT_NEW_SESSION_TICKET if self.ticket_expected else ClientState.WAIT_CHANGE_CIPHER_SPEC
         self.host.send_flight(items, final=False)
 
     def _client_key_exchange(self) -> bytes:
@@ -343,7 +398,17 @@ class ClientHandshake(Handshake):
 
     def on_finished(self, body: bytes, raw: bytes) -> None:
         self.server_verify_data = self.check_finished(body, raw, b"server finished")
+        if self.resumed:
+            # Abbreviated handshake: our ChangeCipherSpec and Finished are
+            # the last flight, kept to answer the server's retransmissions.
+            items = [self.change_cipher_spec(epoch=0)]
+            self.host.install_write(1, self.pending_write)
+            self.pending_write = None
+            self.client_verify_data = self.verify_data(b"client finished")
+            items.append(self.message(_MH.finished, encode(push_finished, Finished(self.client_verify_data)), epoch=1))
+            self.host.send_flight(items, final=True)
         self.state = ClientState.ESTABLISHED
+        self.session = self._make_session()
         self.parameters = NegotiatedParameters(
             cipher_suite=CipherSuite(self.secrets.suite.suite),
             version=DTLS_1_2,
@@ -353,8 +418,29 @@ class ClientHandshake(Handshake):
             alpn_protocol=self.alpn_protocol,
             srtp_profile=self.srtp_profile,
             psk_identity=self.config.psk_identity if self.secrets.suite.key_exchange.uses_psk else None,
+            resumed=self.resumed,
         )
         self.host.handshake_complete(self.parameters)
+
+    def _make_session(self) -> Session | None:
+        ticket, lifetime = self.new_ticket or (b"", 0.0)
+        if self.resumed and not ticket and self.offered_session is not None:
+            ticket, lifetime = self.offered_session.ticket, self.offered_session.lifetime
+        if not self.server_session_id and not ticket:
+            return None
+        created = self.offered_session.created if self.resumed and self.offered_session else self.wall_clock()
+        return Session(
+            session_id=b"" if ticket else self.server_session_id,
+            cipher_suite=self.secrets.suite.suite,
+            master_secret=self.secrets.master_secret,
+            extended_master_secret=self.secrets.extended_master_secret,
+            created=created,
+            peer_certificates=tuple(c.public_bytes(Encoding.DER) for c in self.peer_certificates),
+            alpn_protocol=self.alpn_protocol,
+            server_name=self.config.server_name,
+            ticket=ticket,
+            lifetime=lifetime,
+        )
 
 
 def _acceptable(key, offered) -> bool:

@@ -105,6 +105,13 @@ class DTLSConfiguration:
         default_factory=dict, repr=False
     )
     record_size_limit: Optional[int] = None
+    #: client: offer RFC 5077 session tickets.
+    session_tickets: bool = True
+    #: server: a L{SessionCache} for session-id resumption (shared by the
+    #: connections of a port), or C{None}.
+    session_cache: Optional[object] = field(default=None, repr=False)
+    #: server: L{TicketKeys} for RFC 5077 tickets, or C{None}.
+    ticket_keys: Optional[object] = field(default=None, repr=False)
     keylog: Optional[Callable[[str], None]] = field(default=None, repr=False)
 
     cipher_suites: tuple[CipherSuite, ...] = DEFAULT_CIPHER_SUITES

@@ -34,7 +34,9 @@ from .events import (
 )
 from .fragments import FlightItem, Reassembler, pack_flight
 from .flights import RetransmitTimer
+from .client import ClientHandshake
 from .handshake import CHANGE_CIPHER_SPEC, NegotiatedParameters
+from .server import ServerHandshake
 from .messages import pull_handshake_fragments
 from .protection import RecordProtection
 from .recordlayer import OpenedRecord, RecordLayer
@@ -54,7 +56,11 @@ class DTLSConnection:
         handshake fragments alike.
     """
 
-    def __init__(self, configuration: DTLSConfiguration, is_client: bool):
+    def __init__(self, configuration: DTLSConfiguration, is_client: bool, session=None):
+        """
+        @param session: client only; a L{Session} from an earlier connection
+            (L{DTLSConnection.session}) to offer for resumption.
+        """
         configuration.validate(is_client)
         self.configuration = configuration
         self.is_client = is_client
@@ -68,10 +74,11 @@ class DTLSConnection:
             configuration.initial_timeout, configuration.max_timeout, configuration.max_retransmissions
         )
         if is_client:
-            from .client import ClientHandshake as role
+            self._handshake = ClientHandshake(configuration, self, configuration.wall_clock, session)
         else:
-            from .server import ServerHandshake as role
-        self._handshake = role(configuration, self, configuration.wall_clock)
+            if session is not None:
+                raise ProtocolMisuseError("only a client offers a session")
+            self._handshake = ServerHandshake(configuration, self, configuration.wall_clock)
         self._events: deque[Event] = deque()
         self._outgoing: list[bytes] = []
         self._flight: list[FlightItem] = []
@@ -98,6 +105,14 @@ class DTLSConnection:
     @property
     def is_closed(self) -> bool:
         return self._closed
+
+    @property
+    def session(self):
+        """
+        Client: the L{Session} to store for resumption once established
+        (C{None} when the server offered no way to resume).
+        """
+        return getattr(self._handshake, "session", None) if self.negotiated is not None else None
 
     @property
     def drops(self) -> dict[str, int]:

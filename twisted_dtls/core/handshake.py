@@ -112,6 +112,7 @@ class Handshake:
         self.state = None
         self.parameters: NegotiatedParameters | None = None
         self.pending_read: RecordProtection | None = None
+        self.pending_write: RecordProtection | None = None
         #: the peer's RFC 8449 limit on the records we send it
         self.peer_record_size_limit: int | None = None
         self._pre_master = b""
@@ -183,6 +184,10 @@ class Handshake:
             s.master_secret = prf.extended_master_secret(self.prf_hash, pre_master, self.transcript_hash())
         else:
             s.master_secret = prf.master_secret(self.prf_hash, pre_master, s.client_random, s.server_random)
+        self.log_master_secret()
+
+    def log_master_secret(self) -> None:
+        s = self.secrets
         if self.config.keylog is not None:
             # NSS key log format, read by Wireshark and tshark.
             self.config.keylog(f"CLIENT_RANDOM {s.client_random.hex()} {s.master_secret.hex()}")

@@ -43,6 +43,7 @@ from .messages import (
     CertificateRequest,
     ClientHello,
     Finished,
+    NewSessionTicket,
     ServerECDHParams,
     ServerHello,
     ServerHelloDone,
@@ -59,12 +60,14 @@ from .messages import (
     push_certificate,
     push_certificate_request,
     push_finished,
+    push_new_session_ticket,
     push_server_hello,
     push_server_hello_done,
     push_server_key_exchange_ecdhe,
     push_server_key_exchange_ecdhe_psk,
     push_server_key_exchange_psk,
 )
+from .sessions import Session
 from .suites import CIPHER_SUITES, KeyExchange
 
 _MH = HandshakeType
@@ -103,7 +106,9 @@ class ServerHandshake(Handshake):
         self.alpn_protocol: str | None = None
         self.srtp_profile: int | None = None
         self.psk_identity: bytes | None = None
-        self.pending_write = None
+        self.resumed = False
+        self.session_id = b""
+        self.send_ticket = False
 
     # -- flight 3 -> flight 4 -----------------------------------------------------
 
@@ -150,21 +155,35 @@ class ServerHandshake(Handshake):
             if credential is not None:
                 self.chain, self.private_key = credential
 
-        suite = self._choose_suite(hello, group)
+        session = self._find_session(hello, ems is not None)
+        suite = session.cipher_suite if session is not None else self._choose_suite(hello, group)
         self.secrets.client_random = hello.random
         self.secrets.server_random = config.random(32)
         self.secrets.suite = CIPHER_SUITES[suite]
         self.secrets.extended_master_secret = ems is not None
 
         reply_extensions = self._negotiate_extensions(exts)
+        ticket_offered = ext.find_extension(exts, ExtensionType.session_ticket) is not None
+        if session is None and ticket_offered and config.ticket_keys is not None:
+            # RFC 5077 §3.2: an empty extension promises a NewSessionTicket.
+            self.send_ticket = True
+            reply_extensions.append((ExtensionType.session_ticket, ext.encode_session_ticket(b"")))
         if secure_renegotiation:
             reply_extensions.append((ExtensionType.renegotiation_info, ext.encode_renegotiation_info(b"")))
         if ems is not None:
             reply_extensions.append((ExtensionType.extended_master_secret, ext.encode_extended_master_secret()))
         if formats is not None:
             reply_extensions.append((ExtensionType.ec_point_formats, ext.encode_ec_point_formats([0])))
-        server_hello = ServerHello(DTLS_1_2, self.secrets.server_random, b"", suite, 0, reply_extensions)
+        if session is not None:
+            # RFC 5246 §7.4.1.3 / RFC 5077 §3.4: echo the client's session id.
+            self.session_id = hello.session_id
+        elif config.session_cache is not None:
+            self.session_id = config.random(32)
+        server_hello = ServerHello(DTLS_1_2, self.secrets.server_random, self.session_id, suite, 0, reply_extensions)
         items = [self.message(_MH.server_hello, encode(push_server_hello, server_hello), epoch=0)]
+        if session is not None:
+            self._send_abbreviated(session, items)
+            return
 
         kx = self.secrets.suite.key_exchange
         if kx.uses_ecdhe:
@@ -200,6 +219,50 @@ class ServerHandshake(Handshake):
             items.append(self.message(_MH.certificate_request, encode(push_certificate_request, request), epoch=0))
         items.append(self.message(_MH.server_hello_done, encode(push_server_hello_done, ServerHelloDone()), epoch=0))
         self.state = ServerState.WAIT_CERTIFICATE if self.requested_certificate else ServerState.WAIT_CLIENT_KEY_EXCHANGE
+        self.host.send_flight(items, final=False)
+
+    def _find_session(self, hello: ClientHello, client_ems: bool) -> Session | None:
+        """
+        A session the client offers (by ticket, RFC 5077 §3.4, or by id)
+        that we can resume; C{None} means a full handshake.
+        """
+        config = self.config
+        now = self.wall_clock()
+        session = None
+        ticket = ext.find_extension(hello.extensions, ExtensionType.session_ticket)
+        if ticket and config.ticket_keys is not None:
+            session = config.ticket_keys.open(ext.decode_session_ticket(ticket), hello.session_id, now)
+            if session is not None and not hello.session_id:
+                session = None
+        if session is None and hello.session_id and config.session_cache is not None:
+            session = config.session_cache.get(hello.session_id, now)
+        if session is None:
+            return None
+        if session.cipher_suite not in hello.cipher_suites or session.cipher_suite not in config.cipher_suites:
+            return None
+        # RFC 7627 §5.3.
+        if session.extended_master_secret and not client_ems:
+            raise AlertError("resumption of an extended-master-secret session without it", AlertDescription.handshake_failure)
+        if not session.extended_master_secret and (client_ems or config.require_extended_master_secret):
+            return None
+        return session
+
+    def _send_abbreviated(self, session: Session, items) -> None:
+        """
+        RFC 5246 §7.3: ServerHello, ChangeCipherSpec, Finished; the client
+        answers with its ChangeCipherSpec and Finished.
+        """
+        self.resumed = True
+        self.secrets.master_secret = session.master_secret
+        self.peer_certificates = tuple(x509.load_der_x509_certificate(d) for d in session.peer_certificates)
+        self.log_master_secret()
+        client_write, server_write = self.protections()
+        self.pending_read = client_write
+        items.append(self.change_cipher_spec(epoch=0))
+        self.host.install_write(1, server_write)
+        self.server_verify_data = self.verify_data(b"server finished")
+        items.append(self.message(_MH.finished, encode(push_finished, Finished(self.server_verify_data)), epoch=1))
+        self.state = ServerState.WAIT_CHANGE_CIPHER_SPEC
         self.host.send_flight(items, final=False)
 
     def _negotiate_extensions(self, exts) -> list[tuple[int, bytes]]:
@@ -324,21 +387,32 @@ class ServerHandshake(Handshake):
         self.state = ServerState.WAIT_CHANGE_CIPHER_SPEC
 
     def on_change_cipher_spec(self) -> None:
-        client_write, server_write = self.protections()
-        self.pending_write = server_write
+        if not self.resumed:
+            self.pending_read, self.pending_write = self.protections()
         self.state = ServerState.WAIT_FINISHED
-        self.host.install_read(1, client_write)
+        self.host.install_read(1, self.pending_read)
+        self.pending_read = None
 
     # -- flight 6 ---------------------------------------------------------------------
 
     def on_finished(self, body: bytes, raw: bytes) -> None:
         self.client_verify_data = self.check_finished(body, raw, b"client finished")
-        items = [self.change_cipher_spec(epoch=0)]
-        self.host.install_write(1, self.pending_write)
-        self.pending_write = None
-        self.server_verify_data = self.verify_data(b"server finished")
-        items.append(self.message(_MH.finished, encode(push_finished, Finished(self.server_verify_data)), epoch=1))
         self.state = ServerState.ESTABLISHED
+        if not self.resumed:
+            items = []
+            session = self._make_session()
+            if self.config.session_cache is not None and self.session_id:
+                self.config.session_cache.put(session)
+            if self.send_ticket:
+                ticket = self.config.ticket_keys.seal(session)
+                lifetime = int(self.config.ticket_keys.lifetime)
+                nst = encode(push_new_session_ticket, NewSessionTicket(lifetime, ticket))
+                items.append(self.message(_MH.new_session_ticket, nst, epoch=0))
+            items.append(self.change_cipher_spec(epoch=0))
+            self.host.install_write(1, self.pending_write)
+            self.pending_write = None
+            self.server_verify_data = self.verify_data(b"server finished")
+            items.append(self.message(_MH.finished, encode(push_finished, Finished(self.server_verify_data)), epoch=1))
         self.parameters = NegotiatedParameters(
             cipher_suite=CipherSuite(self.secrets.suite.suite),
             version=DTLS_1_2,
@@ -348,9 +422,23 @@ class ServerHandshake(Handshake):
             alpn_protocol=self.alpn_protocol,
             srtp_profile=self.srtp_profile,
             psk_identity=self.psk_identity,
+            resumed=self.resumed,
         )
-        self.host.send_flight(items, final=True)
+        if not self.resumed:
+            self.host.send_flight(items, final=True)
         self.host.handshake_complete(self.parameters)
+
+    def _make_session(self) -> Session:
+        return Session(
+            session_id=self.session_id,
+            cipher_suite=self.secrets.suite.suite,
+            master_secret=self.secrets.master_secret,
+            extended_master_secret=self.secrets.extended_master_secret,
+            created=self.wall_clock(),
+            peer_certificates=tuple(c.public_bytes(Encoding.DER) for c in self.peer_certificates),
+            alpn_protocol=self.alpn_protocol,
+            server_name=self.server_name,
+        )
 
 
 def _lookup_name(credentials, name: str | None):
