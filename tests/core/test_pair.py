@@ -423,3 +423,44 @@ def test_failed_connection_stays_failed():
     assert conn.datagrams_to_send(net.now) == []
     assert conn.next_event() is None
     assert conn.is_closed
+
+
+def test_path_mtu_fallback_shrinks_datagrams_after_silence():
+    # The path silently drops anything above 400 bytes: the server's
+    # certificate flight (1200-byte datagrams) never arrives until the
+    # server falls back to smaller datagrams.
+    net = PairNetwork(client_config(), server_config(PKI.server_rsa))
+    original = net._put
+
+    def put(direction, datagram):
+        if len(datagram) > 400:
+            net.sent.append((net.now, direction, datagram))
+            return
+        original(direction, datagram)
+
+    net._put = put
+    net.handshake(deadline=120)
+    assert_established(net)
+    sizes = [len(d) for _, direction, d in net.sent if direction == "s2c"]
+    assert max(sizes) > 400 and sizes[-1] <= 400
+
+
+def test_path_mtu_fallback_never_goes_below_floor():
+    # Nothing above 300 bytes gets through and the floor is 600: the server
+    # shrinks to 600-byte datagrams, never below, and the handshake fails.
+    net = PairNetwork(client_config(), server_config(PKI.server_rsa, min_datagram_size=600, max_retransmissions=8))
+    original = net._put
+
+    def put(direction, datagram):
+        if direction == "s2c" and len(datagram) > 300:
+            net.sent.append((net.now, direction, datagram))
+            return
+        original(direction, datagram)
+
+    net._put = put
+    net.handshake(deadline=2000)
+    assert net.server.completed is None
+    server_sizes = [len(d) for _, direction, d in net.sent if direction == "s2c" and len(d) > 300]
+    assert max(server_sizes) <= 1200
+    assert min(server_sizes) > 300
+    assert any(500 < size <= 600 for size in server_sizes)

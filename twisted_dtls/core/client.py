@@ -341,7 +341,7 @@ class ClientHandshake(Handshake):
             request = self.certificate_request
             chain = self.config.certificate_chain
             key = self.config.private_key
-            send_certificate = bool(chain) and key is not None and _acceptable(key, request.signature_schemes)
+            send_certificate = bool(chain) and key is not None and _acceptable(key, request.signature_schemes, self.config.signature_schemes)
             # RFC 5246 §7.4.6: with nothing suitable, an empty Certificate.
             certificate = Certificate([c.public_bytes(Encoding.DER) for c in chain] if send_certificate else [])
             items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
@@ -352,7 +352,7 @@ class ClientHandshake(Handshake):
 
         if send_certificate:
             key = self.config.private_key
-            scheme = signatures.choose_scheme(key, self.certificate_request.signature_schemes)
+            scheme = signatures.choose_scheme(key, self.certificate_request.signature_schemes, self.config.signature_schemes)
             signature = signatures.sign(key, scheme, bytes(self.transcript))
             cv = CertificateVerify(scheme, signature)
             items.append(self.message(_MH.certificate_verify, encode(push_certificate_verify, cv), epoch=0))
@@ -443,9 +443,9 @@ class ClientHandshake(Handshake):
         )
 
 
-def _acceptable(key, offered) -> bool:
+def _acceptable(key, offered, ours) -> bool:
     try:
-        signatures.choose_scheme(key, offered)
+        signatures.choose_scheme(key, offered, ours)
     except AlertError:
         return False
     return True

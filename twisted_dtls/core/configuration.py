@@ -133,6 +133,15 @@ class DTLSConfiguration:
     max_future_messages: int = 8
     #: Records of the next epoch held until its keys exist.
     max_pending_records: int = 16
+    #: Records failing authentication on an established connection before
+    #: it is closed (RFC 6347 §4.1.2.7 leaves the number to us; a forger
+    #: gets this many tries at our keys).
+    max_auth_failures: int = 1024
+    #: Path MTU fallback (as mbedTLS and Californium do): after this many
+    #: retransmissions of a flight without an answer, send smaller
+    #: datagrams, halving down to C{min_datagram_size}. 0 turns it off.
+    pmtu_fallback_after: int = 2
+    min_datagram_size: int = 256
 
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
     #: Wall-clock time (seconds since the epoch) for certificate validity;
@@ -150,6 +159,8 @@ class DTLSConfiguration:
                 raise ConfigurationError(f"unsupported cipher suite {suite!r}")
         if not self.groups:
             raise ConfigurationError("no groups configured")
+        if self.min_datagram_size < 256 or self.min_datagram_size > self.max_datagram_size:
+            raise ConfigurationError("min_datagram_size must be within 256..max_datagram_size")
         if self.max_datagram_size < 256:
             raise ConfigurationError(f"max_datagram_size {self.max_datagram_size} is below the floor of 256")
         infos = [CIPHER_SUITES[s] for s in self.cipher_suites]

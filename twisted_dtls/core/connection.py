@@ -160,11 +160,14 @@ class DTLSConnection:
         try:
             failures = self._records.auth_failures
             self._work.extend(self._records.open_datagram(data))
-            if self._records.auth_failures != failures and self._awaiting_finished():
-                # The peer's Finished does not decrypt under the keys we
-                # derived: a wrong PSK or a broken key exchange. Silence here
-                # would leave both sides retransmitting until they time out.
-                raise AlertError("peer's Finished failed authentication", AlertDescription.bad_record_mac)
+            if self._records.auth_failures != failures:
+                if self._awaiting_finished():
+                    # The peer's Finished does not decrypt under the keys we
+                    # derived: a wrong PSK or a broken key exchange. Silence
+                    # would leave both sides retransmitting until timeout.
+                    raise AlertError("peer's Finished failed authentication", AlertDescription.bad_record_mac)
+                if self._records.auth_failures > self.configuration.max_auth_failures:
+                    raise AlertError("too many records failed authentication", AlertDescription.bad_record_mac)
             self._drain()
         except AlertError as e:
             self._fail(e)
@@ -184,6 +187,11 @@ class DTLSConnection:
         except HandshakeTimeout as e:
             self._terminate(ConnectionClosed(CloseReason.TIMEOUT, None, str(e), e))
             return
+        config = self.configuration
+        if config.pmtu_fallback_after and self._timer.retransmissions >= config.pmtu_fallback_after:
+            # Repeated silence may mean our datagrams exceed the path MTU
+            # and are being lost whole: halve them, down to the floor.
+            self._max_datagram_size = max(config.min_datagram_size, self._max_datagram_size // 2)
         self._transmit_flight()
 
     def send(self, data: bytes) -> None:

@@ -192,7 +192,7 @@ class ServerHandshake(Handshake):
         if kx.uses_certificates:
             certificate = Certificate([c.public_bytes(Encoding.DER) for c in self.chain])
             items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
-            scheme = signatures.choose_scheme(self.private_key, self.offered_schemes)
+            scheme = signatures.choose_scheme(self.private_key, self.offered_schemes, self.config.signature_schemes)
             signature = signatures.sign(
                 self.private_key,
                 scheme,
@@ -322,7 +322,7 @@ class ServerHandshake(Handshake):
                 continue
             if info.key_exchange.uses_certificates:
                 try:
-                    signatures.choose_scheme(key, self.offered_schemes)
+                    signatures.choose_scheme(key, self.offered_schemes, self.config.signature_schemes)
                 except AlertError:
                     continue
             return suite
