@@ -12,7 +12,6 @@ out. The caller (the Twisted layer, or a test) runs::
 
 from __future__ import annotations
 
-from collections import deque
 
 from .configuration import DTLSConfiguration
 from .constants import (
@@ -56,6 +55,33 @@ class DTLSConnection:
         handshake fragments alike.
     """
 
+    __slots__ = (
+        "configuration",
+        "is_client",
+        "negotiated",
+        "_records",
+        "_reassembler",
+        "_timer",
+        "_handshake",
+        "_events",
+        "_outgoing",
+        "_flight",
+        "_flight_final",
+        "_peer_flight_end",
+        "_current_seq",
+        "_early",
+        "_work",
+        "_now",
+        "_started",
+        "_server_started",
+        "_closed",
+        "_close_notify_sent",
+        "_max_datagram_size",
+        "_peer_limit",
+        "_session",
+        "_secrets",
+    )
+
     def __init__(self, configuration: DTLSConfiguration, is_client: bool, session=None):
         """
         @param session: client only; a L{Session} from an earlier connection
@@ -79,22 +105,29 @@ class DTLSConnection:
             if session is not None:
                 raise ProtocolMisuseError("only a client offers a session")
             self._handshake = ServerHandshake(configuration, self, configuration.wall_clock)
-        self._events: deque[Event] = deque()
+        # Plain lists, not deques: they hold a handful of items at most, and
+        # an idle connection should cost as little memory as possible.
+        self._events: list[Event] = []
         self._outgoing: list[bytes] = []
         self._flight: list[FlightItem] = []
         self._flight_final = False
         self._peer_flight_end = -1
         self._current_seq = -1
         self._early: list[bytes] = []
-        self._work: deque[OpenedRecord] = deque()
+        self._work: list[OpenedRecord] = []
         self._now = 0.0
         self._started = False
+        self._server_started = False
         self._closed = False
         self._close_notify_sent = False
         self._max_datagram_size = configuration.max_datagram_size
         self.negotiated: NegotiatedParameters | None = None
-        self._master_secret = b""
-        self._randoms = (b"", b"")
+        #: the peer's RFC 8449 limit, copied out of the handshake at its end
+        self._peer_limit = MAX_PLAINTEXT
+        self._session = None
+        #: (prf hash, master secret, client random, server random), kept for
+        #: the exporter once the handshake object is gone
+        self._secrets: tuple | None = None
 
     # -- state ------------------------------------------------------------------------
 
@@ -112,7 +145,7 @@ class DTLSConnection:
         Client: the L{Session} to store for resumption once established
         (C{None} when the server offered no way to resume).
         """
-        return getattr(self._handshake, "session", None) if self.negotiated is not None else None
+        return self._session
 
     @property
     def drops(self) -> dict[str, int]:
@@ -129,8 +162,10 @@ class DTLSConnection:
         return min(self._peer_record_limit(), self._records.max_payload(self._max_datagram_size))
 
     def _peer_record_limit(self) -> int:
-        limit = self._handshake.peer_record_size_limit
-        return MAX_PLAINTEXT if limit is None else min(limit, MAX_PLAINTEXT)
+        handshake = self._handshake
+        if handshake is None or handshake.peer_record_size_limit is None:
+            return self._peer_limit
+        return min(handshake.peer_record_size_limit, MAX_PLAINTEXT)
 
     # -- input ------------------------------------------------------------------------
 
@@ -146,7 +181,8 @@ class DTLSConnection:
             raise ProtocolMisuseError("connect() called twice")
         self._started = True
         self._now = now
-        self._handshake.start()
+        if self._handshake is not None:
+            self._handshake.start()
 
     def receive_datagram(self, data: bytes, now: float) -> None:
         """
@@ -241,7 +277,7 @@ class DTLSConnection:
         return None if self._closed else self._timer.deadline
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def export_keying_material(self, label: bytes, context: bytes | None, length: int) -> bytes:
         """
@@ -249,17 +285,16 @@ class DTLSConnection:
 
         @raise ProtocolMisuseError: before the handshake completes.
         """
-        if self.negotiated is None:
+        if self._secrets is None:
             raise ProtocolMisuseError("no keys before the handshake completes")
-        client_random, server_random = self._randoms
-        suite = self._suite_hash
-        return prf.export_keying_material(suite, self._master_secret, client_random, server_random, label, context, length)
+        prf_hash, master_secret, client_random, server_random = self._secrets
+        return prf.export_keying_material(prf_hash, master_secret, client_random, server_random, label, context, length)
 
     # -- record processing ------------------------------------------------------------
 
     def _drain(self) -> None:
         while self._work and not self._closed:
-            record = self._work.popleft()
+            record = self._work.pop(0)
             kind = record.content_type
             if kind == ContentType.handshake:
                 self._on_handshake_record(record)
@@ -292,7 +327,7 @@ class DTLSConnection:
             if self.negotiated is not None:
                 self._on_post_handshake_fragment(fragment)
                 continue
-            if not self.is_client and self._reassembler.next_seq == 0 and not self._handshake_started_seq_set:
+            if not self._server_started and not self.is_client:
                 self._begin_server(record, fragment)
             self._reassembler.add(fragment)
             while not self._closed:
@@ -305,15 +340,13 @@ class DTLSConnection:
                 if self.negotiated is not None:
                     break
 
-    _handshake_started_seq_set = False
-
     def _begin_server(self, record: OpenedRecord, fragment) -> None:
         """
         The first fragment a server connection sees is the ClientHello whose
         cookie the port verified: our message_seq and record sequence
         numbers continue from it (RFC 6347 §4.2.1, §4.2.2).
         """
-        self._handshake_started_seq_set = True
+        self._server_started = True
         if fragment.msg_type != HandshakeType.client_hello:
             raise AlertError("a connection must start with a ClientHello", AlertDescription.unexpected_message)
         self._reassembler.next_seq = fragment.message_seq
@@ -346,7 +379,7 @@ class DTLSConnection:
         if record.epoch != self._records.read_epoch:
             self._count("stale_change_cipher_spec")
             return
-        if self._handshake.expects_change_cipher_spec():
+        if self._handshake is not None and self._handshake.expects_change_cipher_spec():
             self._handshake.handle(CHANGE_CIPHER_SPEC, 0, b"")
         elif record.epoch == 0 and self.negotiated is None:
             # Reordered ahead of the handshake messages it follows; the peer
@@ -411,19 +444,25 @@ class DTLSConnection:
         # Fragments buffered for later messages came in the old epoch; the
         # messages after ChangeCipherSpec must come in the new one.
         self._reassembler.clear()
-        self._work.extendleft(reversed(self._records.install_read(epoch, protection)))
+        self._work[0:0] = self._records.install_read(epoch, protection)
 
     def handshake_complete(self, parameters: NegotiatedParameters) -> None:
         self.negotiated = parameters
         handshake = self._handshake
-        self._master_secret = handshake.secrets.master_secret
-        self._randoms = (handshake.secrets.client_random, handshake.secrets.server_random)
-        self._suite_hash = handshake.secrets.suite.prf_hash
+        secrets = handshake.secrets
+        self._secrets = (secrets.suite.prf_hash, secrets.master_secret, secrets.client_random, secrets.server_random)
+        if handshake.peer_record_size_limit is not None:
+            self._peer_limit = min(handshake.peer_record_size_limit, MAX_PLAINTEXT)
+        self._session = getattr(handshake, "session", None)
         if not self._flight_final:
             # We received the last flight: nothing of ours is awaiting an answer.
             self._timer.stop()
             self._flight = []
+        # Transcript, key shares, certificates beyond the peer's, buffers:
+        # none of it is needed once the handshake is over.
         handshake.release()
+        self._handshake = None
+        self._reassembler.clear()
         self._events.append(
             HandshakeCompleted(
                 cipher_suite=parameters.cipher_suite,
@@ -468,5 +507,8 @@ class DTLSConnection:
         self._timer.stop()
         self._flight = []
         self._reassembler.clear()
-        self._handshake.release()
+        if self._handshake is not None:
+            self._handshake.release()
+            self._handshake = None
+        self._work = []
         self._events.append(event)
