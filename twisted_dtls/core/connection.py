@@ -374,11 +374,15 @@ class DTLSConnection:
         )
 
     def _on_change_cipher_spec(self, record: OpenedRecord) -> None:
-        if record.data != b"\x01":
-            raise DecodeError("malformed ChangeCipherSpec")
         if record.epoch != self._records.read_epoch:
             self._count("stale_change_cipher_spec")
             return
+        if record.data != b"\x01":
+            if record.epoch == 0:
+                # Unauthenticated: anyone can send it, so it cannot be fatal.
+                self._count("malformed_change_cipher_spec")
+                return
+            raise DecodeError("malformed ChangeCipherSpec")
         if self._handshake is not None and self._handshake.expects_change_cipher_spec():
             self._handshake.handle(CHANGE_CIPHER_SPEC, 0, b"")
         elif record.epoch == 0 and self.negotiated is None:
