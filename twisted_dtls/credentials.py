@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import os
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -124,13 +125,41 @@ def systemTrustRoots() -> list[x509.Certificate]:
     @raise ValueError: if the system has none.
     """
     paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.capath, paths.openssl_cafile, paths.openssl_capath):
-        if candidate and os.path.exists(candidate):
+    for candidate in (paths.cafile, paths.openssl_cafile, paths.capath, paths.openssl_capath):
+        if not candidate or not os.path.exists(candidate):
+            continue
+        files = [candidate]
+        if os.path.isdir(candidate):
+            files = [os.path.join(candidate, n) for n in sorted(os.listdir(candidate))]
+        roots = []
+        for name in files:
             try:
-                return loadTrustRoots(candidate)
+                with open(name, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            roots.extend(_lenientCertificates(data))
+        if roots:
+            return roots
+    raise ValueError("no system CA certificates found; give trustRoots= or fingerprint=")
+
+
+def _lenientCertificates(data: bytes) -> list[x509.Certificate]:
+    """
+    Every certificate of a PEM bundle that C{cryptography} accepts; a
+    system bundle may hold a few it rejects or warns about (a non-positive
+    serial number), which are skipped rather than failing the whole store.
+    """
+    marker = b"-----END CERTIFICATE-----"
+    certificates = []
+    for block in data.split(marker)[:-1]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                certificates.append(x509.load_pem_x509_certificate(block + marker))
             except ValueError:
                 continue
-    raise ValueError("no system CA certificates found; give trustRoots= or fingerprint=")
+    return certificates
 
 
 def _publicBytes(key) -> bytes:
@@ -201,6 +230,7 @@ def generateSelfSigned(
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
     )
     if alternative:
         builder = builder.add_extension(x509.SubjectAlternativeName(alternative), critical=False)

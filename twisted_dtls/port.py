@@ -124,6 +124,7 @@ class _PortProtocol(DatagramProtocol):
     never-raise rule meet.
     """
 
+    noisy = False
     _log = Logger()
 
     def __init__(self, port: "DTLSPort"):
@@ -260,6 +261,13 @@ class DTLSPort:
         C{"UDP"}.
         """
         return self._hostAddress
+
+    @property
+    def configuration(self) -> DTLSConfiguration:
+        """
+        The configuration every connection of this port uses.
+        """
+        return self._configuration
 
     @property
     def connections(self) -> tuple:

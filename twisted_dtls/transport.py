@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Attribute, implementer
 
 from twisted.internet import error
 from twisted.internet.interfaces import IHandshakeListener, ITransport
@@ -412,7 +412,11 @@ class DTLSTransport:
             protocol = None
         if protocol is None:
             self._log.info("DTLS peer {peer} refused by the factory", peer=self._peerAddress)
-            self._endLocally(DTLSPeerRefused("the factory's buildProtocol returned None"), polite=True)
+            self._endLocally(
+                DTLSPeerRefused("the factory's buildProtocol returned None"),
+                polite=True,
+                alert=AlertDescription.access_denied,
+            )
             return
         self._state = _Pending.CONNECTED
         self.protocol = protocol
@@ -483,17 +487,18 @@ class DTLSTransport:
             return Failure(DTLSHandshakeError(text, event.reason, event.alert))
         return Failure(DTLSConnectionLost(text, event.reason, event.alert))
 
-    def _endLocally(self, cause: Exception, polite: bool) -> None:
+    def _endLocally(self, cause: Exception, polite: bool, alert: Optional[AlertDescription] = None) -> None:
         """
-        End the connection for a local reason: with a close_notify to the
-        peer if C{polite}, silently otherwise. The protocol sees C{cause}.
+        End the connection for a local reason: with a close_notify (or the
+        fatal C{alert}) to the peer if C{polite}, silently otherwise. The
+        protocol sees C{cause}.
         """
         if self._state == _Pending.CLOSED:
             return
         self._localCause = cause
         try:
             if polite:
-                self._conn.close()
+                self._conn.close(alert)
             else:
                 self._conn.abort()
         except Exception:
@@ -706,8 +711,11 @@ class DTLSClientTransport(DTLSTransport):
         self._factory = factory
         self._whenConnected = whenConnected
         self._onEnded = onEnded
+        self._socketGone = False
 
     def _sendDatagram(self, datagram: bytes) -> None:
+        if self._socketGone:
+            return
         try:
             self._udpPort.write(datagram)
         except OSError as e:
@@ -734,13 +742,31 @@ class DTLSClientTransport(DTLSTransport):
         logged, as UDP paths come and go.
         """
         if self._state == _Pending.HANDSHAKING:
-            self._endLocally(error.ConnectionRefusedError("ICMP port unreachable from " + _hostPort(self._peerAddress)),
-                             polite=False)
+            self._endLocally(self._refusedError(), polite=False)
         else:
             self._log.info("ICMP port unreachable from {peer}", peer=self._peerAddress)
 
+    def _refusedError(self):
+        return error.ConnectionRefusedError(
+            f"nothing is listening at {_hostPort(self._peerAddress)} (ICMP port unreachable)"
+        )
+
+    def socketClosed(self) -> None:
+        """
+        The UDP socket was closed under us (by the reactor, after an ICMP
+        error): the association cannot go on.
+        """
+        if self._state == _Pending.CLOSED:
+            return
+        self._socketGone = True
+        if self._state == _Pending.HANDSHAKING:
+            cause = self._refusedError()
+        else:
+            cause = DTLSConnectionLost(f"the UDP socket to {_hostPort(self._peerAddress)} was closed (ICMP error)")
+        self._endLocally(cause, polite=False)
+
     def _forget(self) -> None:
-        if self._onEnded is not None:
+        if self._onEnded is not None and not self._socketGone:
             self._onEnded()
 
 

@@ -250,11 +250,16 @@ class DTLSConnection:
             )
         self._outgoing.append(self._records.seal(ContentType.application_data, bytes(data)))
 
-    def close(self) -> None:
+    def close(self, alert: AlertDescription | None = None) -> None:
         """
-        Send close_notify and end the connection (RFC 5246 §7.2.1).
+        End the connection: with close_notify (RFC 5246 §7.2.1), or with the
+        fatal C{alert} given (for example C{access_denied} for a peer the
+        application refuses).
         """
         if self._closed:
+            return
+        if alert is not None and alert != AlertDescription.close_notify:
+            self._fail(AlertError("closed locally", AlertDescription(alert)))
             return
         self._send_alert(AlertLevel.warning, AlertDescription.close_notify)
         self._terminate(ConnectionClosed(CloseReason.CLOSE_NOTIFY, AlertDescription.close_notify, "closed locally"))

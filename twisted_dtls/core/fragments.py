@@ -92,17 +92,28 @@ class Reassembler:
             return False
         partial = self._partial.get(seq)
         if partial is None:
-            if self._held + length > self._max_bytes:
-                self._drop("reassembly_full")
-                return False
+            # Room for a nearer message is made by evicting the farthest
+            # ones: forged fragments of future messages must not be able to
+            # crowd out the message the handshake is waiting for.
+            while self._held + length > self._max_bytes:
+                farthest = max(self._partial, default=-1)
+                if farthest <= seq:
+                    self._drop("reassembly_full")
+                    return False
+                self._held -= self._partial.pop(farthest).length
+                self._drop("reassembly_evicted")
             partial = _PartialMessage(fragment.msg_type, length)
             self._partial[seq] = partial
             self._held += length
         elif partial.msg_type != fragment.msg_type or partial.length != length:
-            # A fragment disagreeing with earlier ones about the message it
-            # belongs to is forged or corrupt; the first claim stands.
+            # Fragments disagree about the message: one side is forged. The
+            # latest claim replaces the earlier one, so a single blind
+            # injection cannot block the real message, which the peer keeps
+            # retransmitting.
             self._drop("fragment_mismatch")
-            return False
+            del self._partial[seq]
+            self._held -= partial.length
+            return self.add(fragment)
         _fill(partial, offset, body)
         return False
 

@@ -256,22 +256,28 @@ class RecordLayer:
 
     def _open(self, state: _ReadState, record: Record) -> OpenedRecord | None:
         sequence_number = record.sequence_number
+        protection = state.protection
+        if protection is None:
+            # Epoch 0 is unauthenticated: anyone can forge a record with any
+            # sequence number, so a replay window there could only be pushed
+            # forward by an attacker to make the real handshake look
+            # replayed. Duplicates are harmless at this layer (the handshake
+            # discards repeated messages by message_seq).
+            data = record.fragment
+            if len(data) > MAX_PLAINTEXT:
+                self.drops["too_long"] += 1
+                return None
+            return OpenedRecord(record.content_type, record.epoch, sequence_number, data)
         window = state.window
         # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
         if not window.is_acceptable(sequence_number):
             self.drops["replayed"] += 1
             return None
-        protection = state.protection
-        if protection is None:
-            data = record.fragment
-        else:
-            data = protection.open(
-                record.content_type, record.version, record.epoch, sequence_number, record.fragment
-            )
-            if data is None:
-                self.auth_failures += 1
-                self.drops["bad_tag"] += 1
-                return None
+        data = protection.open(record.content_type, record.version, record.epoch, sequence_number, record.fragment)
+        if data is None:
+            self.auth_failures += 1
+            self.drops["bad_tag"] += 1
+            return None
         if len(data) > MAX_PLAINTEXT:
             # RFC 5246 §6.2.1 makes this record_overflow; DTLS drops instead.
             self.drops["too_long"] += 1
