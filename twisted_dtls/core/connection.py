@@ -16,7 +16,6 @@ from __future__ import annotations
 from .configuration import DTLSConfiguration
 from .constants import (
     MAX_PLAINTEXT,
-    RECORD_HEADER_SIZE,
     AlertDescription,
     AlertLevel,
     ContentType,

@@ -10,8 +10,8 @@ C{unexpected_message} (RFC 5246 §7.4, RFC 6347 §4.2).
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -25,9 +25,6 @@ from .fragments import FlightItem
 from .messages import encode_handshake
 from .protection import RecordProtection
 from .suites import CipherSuiteInfo
-
-if TYPE_CHECKING:
-    from .events import HandshakeCompleted
 
 #: Pseudo message type under which ChangeCipherSpec appears in the
 #: transition tables (it is a record type, not a handshake message).
@@ -166,7 +163,6 @@ class Handshake:
 
     @property
     def prf_hash(self) -> type[hashes.HashAlgorithm]:
-        assert self.secrets.suite is not None  # only called after ServerHello
         return self.secrets.suite.prf_hash
 
     def transcript_hash(self) -> bytes:

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .constants import DTLS_1_0, DTLS_1_2, MAX_PLAINTEXT, MAX_SEQUENCE_NUMBER, RECORD_HEADER_SIZE
+from .constants import DTLS_1_0, DTLS_1_2, MAX_CIPHERTEXT, MAX_PLAINTEXT, MAX_SEQUENCE_NUMBER, RECORD_HEADER_SIZE
 from .protection import RecordProtection
-from .records import Record, pull_records, push_record
+from .records import KNOWN_CONTENT_TYPES, Record, pull_records, push_record
+from .records import _HEADER as _RECORD_HEADER
 from .replay import ReplayWindow
 
 _ACCEPTED_VERSIONS = frozenset((DTLS_1_2, DTLS_1_0))
+_unpack_header = _RECORD_HEADER.unpack_from
 
 
 @dataclass(slots=True)
@@ -144,18 +146,17 @@ class RecordLayer:
             epoch = self.write_epoch
         if len(payload) > MAX_PLAINTEXT:
             raise ValueError(f"record payload of {len(payload)} bytes exceeds {MAX_PLAINTEXT}")
-        state = self._write_state(epoch)
+        state = self._write.get(epoch)
+        if state is None:
+            state = self._write_state(epoch)  # raises the ValueError
         sequence_number = state.next_sequence_number
         if sequence_number > MAX_SEQUENCE_NUMBER:
             raise ValueError(f"sequence numbers of epoch {epoch} exhausted")
         state.next_sequence_number = sequence_number + 1
         protection = state.protection
-        version = self.version
         if protection is None:
-            fragment = payload
-        else:
-            fragment = protection.seal(content_type, version, epoch, sequence_number, payload)
-        return push_record(content_type, version, epoch, sequence_number, fragment)
+            return push_record(content_type, self.version, epoch, sequence_number, payload)
+        return protection.seal_record(content_type, self.version, epoch, sequence_number, payload)
 
     def max_payload(self, datagram_size: int, epoch: int | None = None) -> int:
         """
@@ -229,6 +230,25 @@ class RecordLayer:
         (bounded by L{max_pending_records}) until L{install_read}; anything
         else is dropped and counted in L{drops}. Never raises.
         """
+        # Fast path: one whole record of a protected live epoch, which is
+        # what every application datagram is. Anything unusual takes the
+        # general path below, which applies every check in order.
+        end = len(datagram)
+        if end > RECORD_HEADER_SIZE:
+            content_type, version, seq_num, length = _unpack_header(datagram, 0)
+            if (
+                length + RECORD_HEADER_SIZE == end
+                and content_type in KNOWN_CONTENT_TYPES
+                and version in _ACCEPTED_VERSIONS
+                and length <= MAX_CIPHERTEXT
+            ):
+                epoch = seq_num >> 48
+                state = self._read.get(epoch)
+                if state is not None and state.protection is not None:
+                    result = self._open_protected(
+                        state, content_type, version, epoch, seq_num & MAX_SEQUENCE_NUMBER, datagram[RECORD_HEADER_SIZE:]
+                    )
+                    return [] if result is None else [result]
         records, reason = pull_records(datagram)
         opened: list[OpenedRecord] = []
         read = self._read
@@ -268,12 +288,19 @@ class RecordLayer:
                 self.drops["too_long"] += 1
                 return None
             return OpenedRecord(record.content_type, record.epoch, sequence_number, data)
+        return self._open_protected(
+            state, record.content_type, record.version, record.epoch, sequence_number, record.fragment
+        )
+
+    def _open_protected(
+        self, state: _ReadState, content_type: int, version: int, epoch: int, sequence_number: int, fragment
+    ) -> OpenedRecord | None:
         window = state.window
         # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
         if not window.is_acceptable(sequence_number):
             self.drops["replayed"] += 1
             return None
-        data = protection.open(record.content_type, record.version, record.epoch, sequence_number, record.fragment)
+        data = state.protection.open(content_type, version, epoch, sequence_number, fragment)
         if data is None:
             self.auth_failures += 1
             self.drops["bad_tag"] += 1
@@ -283,4 +310,4 @@ class RecordLayer:
             self.drops["too_long"] += 1
             return None
         window.mark(sequence_number)
-        return OpenedRecord(record.content_type, record.epoch, sequence_number, data)
+        return OpenedRecord(content_type, epoch, sequence_number, data)
