@@ -565,3 +565,33 @@ def test_handshake_with_every_message_in_shuffled_two_byte_fragments(credential,
     net.server_send(b"pong")
     net.run(lambda: net.client.received)
     assert net.client.received == [b"pong"]
+
+
+def test_message_that_fits_a_datagram_is_not_split_to_fill_another():
+    """
+    After a 900-byte message, a 296-byte one does not fit the rest of a
+    1200-byte datagram but fits a datagram of its own: it moves there whole
+    instead of being split (RFC 6347 §4.2.3 allows splitting; it only costs).
+    """
+    from twisted_dtls.core.constants import ContentType as _CT
+    from twisted_dtls.core.fragments import FlightItem, pack_flight
+    from twisted_dtls.core.recordlayer import RecordLayer
+    from twisted_dtls.core.messages import pull_handshake_fragments
+    from twisted_dtls.core.records import pull_records
+
+    layer = RecordLayer()
+    items = [
+        FlightItem(0, _CT.handshake, 11, 0, bytes(900)),
+        FlightItem(0, _CT.handshake, 12, 1, bytes(296)),
+        FlightItem(0, _CT.handshake, 14, 2, b""),
+    ]
+    datagrams = pack_flight(items, layer.seal, 1200, layer.overhead)
+    fragments = [
+        fragment
+        for datagram in datagrams
+        for record in pull_records(datagram)[0]
+        for fragment in pull_handshake_fragments(record.fragment)
+    ]
+    assert [(f.msg_type, f.fragment_offset, len(f.body)) for f in fragments] == [(11, 0, 900), (12, 0, 296), (14, 0, 0)]
+    assert len(datagrams) == 2
+    assert all(len(d) <= 1200 for d in datagrams)

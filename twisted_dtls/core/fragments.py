@@ -223,16 +223,22 @@ def pack_flight(
         body = item.body
         length = len(body)
         offset = 0
+        # What one record in an empty datagram can carry of this message.
+        full = min(max_datagram_size - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
         while True:
             space = min(room() - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
             remaining = length - offset
-            # Start a new datagram rather than send a sliver of a message;
-            # a whole small message always goes in one piece when it can.
-            if space < min(remaining, 64) or (space <= 0):
+            # A message that fits a datagram of its own is never split just
+            # to fill the current one; a large one may start in the gap, but
+            # not as a sliver.
+            if current and space < remaining and (remaining <= full or space < 64):
+                flush()
+                continue
+            if space <= 0:
                 if current:
                     flush()
                     continue
-                space = max(space, 1)
+                space = 1
             chunk = min(space, remaining)
             fragment = HandshakeFragment(item.msg_type, length, item.message_seq, offset, body[offset : offset + chunk])
             current += seal(ContentType.handshake, push_handshake_fragment(fragment), item.epoch)

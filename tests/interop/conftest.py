@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.certs import make_pki, write_pem_files
+
+
+@pytest.fixture(scope="session")
+def pki():
+    return make_pki()
+
+
+@pytest.fixture(scope="session")
+def pem(pki, tmp_path_factory):
+    """The test PKI as PEM files (names as in L{tests.certs.write_pem_files})."""
+    return write_pem_files(pki, tmp_path_factory.mktemp("interop-pem"))
