@@ -80,6 +80,12 @@ class _DTLSClientProtocol(Protocol):
             _say(f"peer SHA-256 fingerprint: {fingerprintSHA256(certificate)}")
         if transport.negotiatedProtocol is not None:
             _say(f"ALPN: {transport.negotiatedProtocol.decode('ascii', 'replace')}")
+        if transport.srtpProfile is not None:
+            _say(f"SRTP profile: {getattr(transport.srtpProfile, 'name', transport.srtpProfile)}")
+        if transport.pskIdentity is not None:
+            _say(f"PSK identity: {transport.pskIdentity.decode('utf-8', 'replace')}")
+        if transport.resumed:
+            _say("session resumed")
         self._stdio = self._stdioFactory(_Stdin(self), self._reactor)
 
     def sendRecords(self, data: bytes) -> None:

@@ -1,5 +1,6 @@
 """
-Loading keys and certificates from PEM files, and making a throwaway
+Loading keys and certificates from PEM files, pre-shared keys and per-name
+(SNI) certificates from files, writing key logs, and making a throwaway
 self-signed certificate.
 
 Everything here is plain C{cryptography}: the results go straight into a
@@ -13,6 +14,7 @@ import hashlib
 import ipaddress
 import os
 import ssl
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -32,6 +34,12 @@ __all__ = [
     "generateSelfSigned",
     "fingerprintSHA256",
     "parseFingerprint",
+    "parseHexKey",
+    "loadPSKFile",
+    "loadPSKKey",
+    "loadSNIDirectory",
+    "KeyLogFile",
+    "keyLogFromEnvironment",
 ]
 
 
@@ -263,3 +271,172 @@ def parseFingerprint(text: str) -> bytes:
     if len(digest) != 32:
         raise ValueError(f"fingerprint {text!r} is {len(digest)} bytes; a SHA-256 fingerprint is 32")
     return digest
+
+
+def parseHexKey(text: str, what: str = "PSK") -> bytes:
+    """
+    Parse a pre-shared key written in hex (as C{openssl -psk} and GnuTLS's
+    C{psk.passwd} write it; an optional C{0x} prefix is accepted).
+
+    @raise ValueError: if it is not hex or is empty.
+    """
+    cleaned = text.strip()
+    if cleaned[:2].lower() == "0x":
+        cleaned = cleaned[2:]
+    try:
+        key = bytes.fromhex(cleaned)
+    except ValueError:
+        raise ValueError(f"{what} is not hex") from None
+    if not key:
+        raise ValueError(f"{what} is empty")
+    return key
+
+
+def _pskLines(path: str) -> list[str]:
+    data = _read(path, "PSK file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"PSK file {path!r} is not text") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def loadPSKFile(path: str) -> dict[bytes, bytes]:
+    """
+    Load a server's pre-shared keys from a file of C{identity:hexkey}
+    lines, the format of GnuTLS's C{psk.passwd} (C{psktool} writes it).
+    Blank lines and lines starting with C{#} are skipped. The identity is
+    everything before the last C{:}.
+
+    @return: identity (UTF-8 bytes) -> key.
+    @raise ValueError: unreadable file, a malformed line (its number is
+        named, never its key), a repeated identity, or no entry at all.
+    """
+    keys: dict[bytes, bytes] = {}
+    for number, line in enumerate(_pskLines(path), 1):
+        identity, sep, hexKey = line.rpartition(":")
+        if not sep or not identity:
+            raise ValueError(f"PSK file {path!r}: entry {number} is not identity:hexkey")
+        key = parseHexKey(hexKey, f"the key of entry {number} in PSK file {path!r}")
+        name = identity.encode("utf-8")
+        if name in keys:
+            raise ValueError(f"PSK file {path!r}: identity {identity!r} appears twice")
+        keys[name] = key
+    if not keys:
+        raise ValueError(f"PSK file {path!r} holds no identity:hexkey entry")
+    return keys
+
+
+def loadPSKKey(path: str, identity: Optional[bytes] = None) -> tuple[Optional[bytes], bytes]:
+    """
+    Load a client's pre-shared key: a file holding only the key in hex, or
+    a server-style file of C{identity:hexkey} lines (then the line of
+    C{identity} is used, or the first line when no identity is given).
+
+    @return: (the identity read from the file, or C{None} for a bare key;
+        the key).
+    @raise ValueError: unreadable file, no key, or no line for C{identity}.
+    """
+    lines = _pskLines(path)
+    if len(lines) == 1 and ":" not in lines[0]:
+        return None, parseHexKey(lines[0], f"the key in PSK file {path!r}")
+    keys = loadPSKFile(path)
+    if identity is None:
+        name = next(iter(keys))
+        return name, keys[name]
+    if identity not in keys:
+        raise ValueError(f"PSK file {path!r} has no key for identity {identity.decode('utf-8', 'replace')!r}")
+    return identity, keys[identity]
+
+
+#: File-name stems in an SNI directory that stand for a wildcard label
+#: (C{*} is legal in a file name but awkward in a shell).
+_WILDCARD_PREFIXES = ("*.", "_.")
+
+
+def loadSNIDirectory(path: str) -> dict[str, tuple[tuple[x509.Certificate, ...], object]]:
+    """
+    Load per-name server certificates for SNI (RFC 6066 §3) from a
+    directory: for each host name C{NAME}, C{NAME.pem} holds the chain
+    (leaf first) and C{NAME.key} its private key (or C{NAME.pem} holds
+    both). A stem starting with C{_.} (or C{*.}) is the wildcard
+    C{*.rest}. Other files are ignored.
+
+    @return: lower-case host name -> (chain, key), the shape of
+        L{DTLSConfiguration.sni_credentials<twisted_dtls.core.configuration.DTLSConfiguration>}.
+    @raise ValueError: unreadable directory, a key not matching its
+        certificate, or no pair at all.
+    """
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as e:
+        raise ValueError(f"cannot read sniDir {path!r}: {e.strerror or e}") from None
+    credentials: dict[str, tuple[tuple[x509.Certificate, ...], object]] = {}
+    for fileName in names:
+        if not fileName.endswith(".pem"):
+            continue
+        stem = fileName[: -len(".pem")]
+        full = os.path.join(path, fileName)
+        keyFile = os.path.join(path, stem + ".key")
+        if not os.path.isfile(full):
+            continue
+        hasKey = os.path.isfile(keyFile)
+        if not hasKey and b"PRIVATE KEY-----" not in _read(full, "certificate file"):
+            continue
+        loaded = loadServerCredentials(keyFile if hasKey else full, full)
+        host = stem.lower().rstrip(".")
+        for prefix in _WILDCARD_PREFIXES:
+            if host.startswith(prefix):
+                host = "*." + host[len(prefix):]
+        credentials[host] = (loaded.chain, loaded.privateKey)
+    if not credentials:
+        raise ValueError(f"sniDir {path!r} holds no NAME.pem with NAME.key")
+    return credentials
+
+
+class KeyLogFile:
+    """
+    Appends NSS key-log lines (C{CLIENT_RANDOM <random> <master secret>})
+    to a file, the format Wireshark and C{SSLKEYLOGFILE} use: a callable
+    for L{DTLSConfiguration.keylog<twisted_dtls.core.configuration.DTLSConfiguration>}.
+
+    Each line is appended and flushed at once, with the file opened only
+    for that write, so several processes and ports may share one file and
+    no descriptor stays open. The file is created readable by its owner
+    only, as it holds secrets.
+
+    @ivar path: the file.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: str):
+        self.path = os.fspath(path)
+
+    def __call__(self, line: str) -> None:
+        data = (line.rstrip("\n") + "\n").encode("ascii")
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyLogFile) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"KeyLogFile({self.path!r})"
+
+
+def keyLogFromEnvironment(environ=None) -> Optional[KeyLogFile]:
+    """
+    A L{KeyLogFile} for the C{SSLKEYLOGFILE} environment variable (as
+    browsers, OpenSSL-based tools and GnuTLS honour it), or C{None} when it
+    is unset or empty.
+    """
+    path = (os.environ if environ is None else environ).get("SSLKEYLOGFILE", "")
+    return KeyLogFile(path) if path else None

@@ -4,13 +4,25 @@ DTLS endpoints and the C{dtls:} endpoint strings.
 Server::
 
     dtls:PORT:interface=ADDR:privateKey=KEY.pem:certKey=CERT.pem:extraCertChain=CHAIN.pem
-        [:ciphers=A:B][:maxDatagramSize=N][:cookieSecretFile=PATH]
+        [:ciphers=A,B][:maxDatagramSize=N][:cookieSecretFile=PATH]
         [:maxConnections=N][:maxHandshakes=N][:handshakeTimeout=S][:idleTimeout=S]
+        [:pskFile=PATH][:pskIdentity=ID:psk=HEX][:pskHint=TEXT]
+        [:clientAuth=none|optional|required][:trustRoots=CA.pem|DIR][:caCertsDir=DIR][:fingerprint=HEX]
+        [:sniDir=DIR][:alpn=P1,P2][:srtp=PROFILE,...][:keyLog=PATH][:recordSizeLimit=N]
+        [:sessionCache=N][:sessionTickets=yes|no][:ticketKeyFile=PATH]
+        [:reusePort=yes|no][:fileDescriptor=N]
 
 Client::
 
     dtls:HOST:PORT[:trustRoots=CA.pem|DIR][:caCertsDir=DIR][:hostname=NAME][:fingerprint=SHA256HEX]
-        [:ciphers=A:B][:maxDatagramSize=N][:bindAddress=ADDR][:timeout=S]
+        [:ciphers=A,B][:maxDatagramSize=N][:bindAddress=ADDR][:timeout=S]
+        [:pskIdentity=ID][:psk=HEX|:pskFile=PATH][:privateKey=KEY.pem][:certKey=CERT.pem]
+        [:extraCertChain=CHAIN.pem][:alpn=P1,P2][:srtp=PROFILE,...][:keyLog=PATH]
+        [:recordSizeLimit=N][:sessionTickets=yes|no][:resume=yes|no]
+
+Both endpoints append key-log lines to the file named by the
+C{SSLKEYLOGFILE} environment variable unless C{keyLog=} (or the
+configuration's own C{keylog}) says otherwise.
 
 The keyword names are those of Twisted's C{ssl:} endpoints where they mean
 the same thing. IPv6 addresses escape their colons: C{interface=\\:\\:1},
@@ -34,17 +46,26 @@ from twisted.internet.interfaces import (
 )
 from twisted.plugin import IPlugin
 
-from twisted_dtls.client import DEFAULT_CONNECT_TIMEOUT, connectDTLS
-from twisted_dtls.core.configuration import DTLSConfiguration
-from twisted_dtls.core.suites import parse_cipher_list
+from twisted_dtls.client import DEFAULT_CONNECT_TIMEOUT, ClientSessionStore, connectDTLS
+from twisted_dtls.core.configuration import ClientAuthentication, DTLSConfiguration
+from twisted_dtls.core.constants import CipherSuite, SRTPProtectionProfile
+from twisted_dtls.core.sessions import SessionCache, TicketKeys
+from twisted_dtls.core.suites import CIPHER_SUITES, DEFAULT_CIPHER_SUITES, parse_cipher_list
 from twisted_dtls.credentials import (
+    KeyLogFile,
     ServerCredentials,
+    keyLogFromEnvironment,
+    loadPSKFile,
+    loadPSKKey,
     loadServerCredentials,
+    loadSNIDirectory,
     loadTrustRoots,
     parseFingerprint,
+    parseHexKey,
     systemTrustRoots,
 )
 from twisted_dtls.port import DEFAULT_LIMITS, DTLSPort
+from twisted_dtls.secretfiles import CookieSecretFile, TicketKeyFile
 
 __all__ = [
     "DTLSServerEndpoint",
@@ -58,6 +79,10 @@ __all__ = [
     "CLIENT_KEYWORDS",
     "MAX_DATAGRAM_SIZE",
     "MIN_DATAGRAM_SIZE",
+    "DEFAULT_PSK_SUITES",
+    "SERVER_DEFAULTS",
+    "parseSRTPProfiles",
+    "parseALPN",
 ]
 
 #: The largest UDP payload over IPv4 (65535 - 20 - 8).
@@ -66,17 +91,42 @@ MAX_DATAGRAM_SIZE = 65507
 MIN_DATAGRAM_SIZE = 256
 #: Bytes a cookie secret file must hold at least.
 MIN_COOKIE_SECRET = 16
+#: Bytes a ticket key file must hold at least.
+MIN_TICKET_SECRET = 16
+#: Sessions a server endpoint keeps for session-id resumption by default.
+DEFAULT_SESSION_CACHE = 1000
 
+#: The PSK suites used when a PSK is configured and C{ciphers} is not given.
+DEFAULT_PSK_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_PSK_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_PSK_WITH_AES_128_CCM,
+    CipherSuite.TLS_PSK_WITH_AES_128_CCM_8,
+)
+
+_COMMON_KEYWORDS = {
+    "ciphers", "maxDatagramSize", "psk", "pskIdentity", "pskFile", "privateKey", "certKey", "extraCertChain",
+    "trustRoots", "caCertsDir", "fingerprint", "alpn", "srtp", "keyLog", "recordSizeLimit", "sessionTickets",
+}
 SERVER_KEYWORDS = frozenset(
-    {
-        "port", "interface", "privateKey", "certKey", "extraCertChain", "ciphers", "maxDatagramSize",
-        "cookieSecretFile", "maxConnections", "maxHandshakes", "handshakeTimeout", "idleTimeout",
+    _COMMON_KEYWORDS | {
+        "port", "interface", "cookieSecretFile", "maxConnections", "maxHandshakes", "handshakeTimeout", "idleTimeout",
+        "pskHint", "clientAuth", "sniDir", "sessionCache", "ticketKeyFile", "reusePort", "fileDescriptor",
+        "helloRate", "helloBurst", "maxHelloSources",
     }
 )
 CLIENT_KEYWORDS = frozenset(
+    _COMMON_KEYWORDS | {"host", "port", "hostname", "bindAddress", "timeout", "resume"}
+)
+
+# RFC 5764 §4.1.2 profile names, and the spellings OpenSSL uses for them.
+_SRTP_NAMES = {profile.name: profile for profile in SRTPProtectionProfile}
+_SRTP_NAMES.update(
     {
-        "host", "port", "trustRoots", "caCertsDir", "hostname", "fingerprint", "ciphers", "maxDatagramSize",
-        "bindAddress", "timeout",
+        "SRTP_AES128_CM_SHA1_80": SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,
+        "SRTP_AES128_CM_SHA1_32": SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_32,
+        "SRTP_NULL_SHA1_80": SRTPProtectionProfile.SRTP_NULL_HMAC_SHA1_80,
+        "SRTP_NULL_SHA1_32": SRTPProtectionProfile.SRTP_NULL_HMAC_SHA1_32,
     }
 )
 
@@ -96,7 +146,7 @@ class DTLSServerEndpoint:
         """
         self._reactor = reactor
         self._port = port
-        self._configuration = configuration
+        self._configuration = _withEnvironmentKeyLog(configuration)
         self._interface = interface
         self._portOptions = portOptions
 
@@ -130,12 +180,19 @@ class DTLSClientEndpoint:
         configuration: DTLSConfiguration,
         bindAddress: Optional[tuple[str, int]] = None,
         timeout: Optional[float] = DEFAULT_CONNECT_TIMEOUT,
+        sessionStore: Optional[ClientSessionStore] = None,
+        resume: bool = True,
     ):
         """
         @param host: an IP address or a host name (resolved with
             C{reactor.resolve}, IPv4). A name is also the default
             C{server_name} checked against the certificate.
         @param timeout: seconds for name resolution plus handshake.
+        @param sessionStore: where sessions are kept for resumption; by
+            default the endpoint keeps its own, so each later C{connect}
+            resumes the session of the one before (an abbreviated
+            handshake, C{transport.resumed}).
+        @param resume: C{False} turns resumption off.
         """
         self._reactor = reactor
         self._host = host
@@ -144,10 +201,17 @@ class DTLSClientEndpoint:
             # A name is sent in SNI and checked; an address is only checked
             # (the certificate must carry it as an IP SAN).
             configuration = dataclasses.replace(configuration, server_name=host)
+        configuration = _withEnvironmentKeyLog(configuration)
         configuration.validate(is_client=True)
         self._configuration = configuration
         self._bindAddress = bindAddress
         self._timeout = timeout
+        if not resume:
+            sessionStore = None
+        elif sessionStore is None:
+            sessionStore = ClientSessionStore()
+        #: The L{ClientSessionStore} sessions are kept in, or None.
+        self.sessionStore = sessionStore
 
     def __repr__(self) -> str:
         return f"<DTLSClientEndpoint {self._host}:{self._port}>"
@@ -162,10 +226,21 @@ class DTLSClientEndpoint:
         def connect(address):
             return connectDTLS(
                 self._reactor, address, self._port, protocolFactory, self._configuration,
-                bindAddress=self._bindAddress, timeout=self._timeout,
+                bindAddress=self._bindAddress, timeout=self._timeout, sessionStore=self.sessionStore,
             )
 
         return resolved.addCallback(connect)
+
+
+def _withEnvironmentKeyLog(configuration: DTLSConfiguration) -> DTLSConfiguration:
+    """
+    Honour C{SSLKEYLOGFILE} when the configuration has no key log of its own.
+    """
+    if configuration.keylog is None:
+        keylog = keyLogFromEnvironment()
+        if keylog is not None:
+            return dataclasses.replace(configuration, keylog=keylog)
+    return configuration
 
 
 # -- endpoint strings -------------------------------------------------------------
@@ -240,24 +315,151 @@ def _port(value: str) -> int:
     return _int("port", value, 0, 65535)
 
 
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("yes", "true", "on", "1"):
+        return True
+    if lowered in ("no", "false", "off", "0"):
+        return False
+    raise ValueError(f"{name}={value!r} must be yes or no")
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.replace(":", ",").split(",") if item.strip()]
+
+
+def parseALPN(value: str) -> tuple[str, ...]:
+    """
+    Parse C{alpn=coap,h2}: protocol names separated by C{,}, in preference
+    order.
+
+    @raise ValueError: empty, or a name longer than 255 bytes.
+    """
+    names = tuple(dict.fromkeys(_list(value)))
+    if not names:
+        raise ValueError("alpn= is empty; give protocol names separated by ','")
+    for name in names:
+        if len(name.encode("utf-8")) > 255:
+            raise ValueError(f"alpn: protocol name {name[:20]!r}... is longer than 255 bytes")
+    return names
+
+
+def parseSRTPProfiles(value: str) -> tuple[SRTPProtectionProfile, ...]:
+    """
+    Parse C{srtp=SRTP_AES128_CM_HMAC_SHA1_80,...}: RFC 5764 / RFC 7714
+    profile names (GnuTLS's spelling) or OpenSSL's (C{SRTP_AES128_CM_SHA1_80}),
+    separated by C{,}, in preference order.
+
+    @raise ValueError: naming every unknown profile.
+    """
+    names = _list(value)
+    unknown = [n for n in names if n.upper() not in _SRTP_NAMES]
+    if unknown:
+        raise ValueError(
+            f"srtp: unknown profile(s) {', '.join(unknown)}; known: {', '.join(p.name for p in SRTPProtectionProfile)}"
+        )
+    if not names:
+        raise ValueError("srtp= is empty")
+    return tuple(dict.fromkeys(_SRTP_NAMES[n.upper()] for n in names))
+
+
+def _readSecretFile(name: str, path: str, minimum: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+    except OSError as e:
+        raise ValueError(f"cannot read {name} {path!r}: {e.strerror or e}") from None
+    if len(secret) < minimum:
+        raise ValueError(f"{name} {path!r} holds {len(secret)} bytes; at least {minimum} are needed")
+    return secret
+
+
 def _commonConfiguration(kwargs: dict) -> dict:
+    """
+    The options whose meaning is the same for both roles.
+    """
     options: dict = {}
     if "ciphers" in kwargs:
         options["cipher_suites"] = parse_cipher_list(kwargs["ciphers"])
     if "maxDatagramSize" in kwargs:
         options["max_datagram_size"] = _int("maxDatagramSize", kwargs["maxDatagramSize"], MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE)
+    if "alpn" in kwargs:
+        options["alpn_protocols"] = parseALPN(kwargs["alpn"])
+    if "srtp" in kwargs:
+        options["srtp_profiles"] = parseSRTPProfiles(kwargs["srtp"])
+    if "recordSizeLimit" in kwargs:
+        options["record_size_limit"] = _int("recordSizeLimit", kwargs["recordSizeLimit"], 64, 2**14)
+    if "keyLog" in kwargs:
+        if not kwargs["keyLog"]:
+            raise ValueError("keyLog= is empty; give a file name")
+        options["keylog"] = KeyLogFile(kwargs["keyLog"])
     return options
 
 
+def _peerTrust(kwargs: dict) -> tuple[list, frozenset]:
+    """
+    C{trustRoots}, C{caCertsDir} and C{fingerprint}: CA certificates and
+    pinned leaf fingerprints that the peer's certificate is checked against.
+    """
+    roots = []
+    for name in ("trustRoots", "caCertsDir"):
+        if name in kwargs:
+            roots.extend(loadTrustRoots(kwargs[name]))
+    pins: frozenset = frozenset()
+    if "fingerprint" in kwargs:
+        pins = frozenset(parseFingerprint(p) for p in kwargs["fingerprint"].split(",") if p.strip())
+        if not pins:
+            raise ValueError("fingerprint= is empty; give the peer certificate's SHA-256 in hex")
+    return roots, pins
+
+
+def _identity(kwargs: dict) -> Optional[bytes]:
+    if "pskIdentity" not in kwargs:
+        return None
+    identity = kwargs["pskIdentity"].encode("utf-8")
+    if not 0 < len(identity) < 2**16:
+        raise ValueError("pskIdentity must be 1..65535 bytes")
+    return identity
+
+
+def _serverPSK(kwargs: dict) -> dict[bytes, bytes]:
+    keys: dict[bytes, bytes] = {}
+    if "pskFile" in kwargs:
+        keys.update(loadPSKFile(kwargs["pskFile"]))
+    identity = _identity(kwargs)
+    if "psk" in kwargs:
+        if identity is None:
+            raise ValueError("psk= on a server needs pskIdentity= (or use pskFile= for several identities)")
+        keys[identity] = parseHexKey(kwargs["psk"], "psk=")
+    elif identity is not None:
+        raise ValueError("pskIdentity= on a server needs psk=HEX")
+    return keys
+
+
+def _clientPSK(kwargs: dict) -> tuple[Optional[bytes], Optional[bytes]]:
+    identity = _identity(kwargs)
+    if "psk" in kwargs and "pskFile" in kwargs:
+        raise ValueError("give psk= or pskFile=, not both")
+    if "psk" in kwargs:
+        key = parseHexKey(kwargs["psk"], "psk=")
+    elif "pskFile" in kwargs:
+        found, key = loadPSKKey(kwargs["pskFile"], identity)
+        identity = identity or found
+    else:
+        if identity is not None:
+            raise ValueError("pskIdentity= needs psk=HEX or pskFile=PATH")
+        return None, None
+    if identity is None:
+        raise ValueError("a PSK needs pskIdentity= (or a pskFile= of identity:hexkey lines)")
+    return identity, key
+
+
+def _usesCertificates(suites) -> bool:
+    return any(CIPHER_SUITES[s].key_exchange.uses_certificates for s in suites)
+
+
 def _readCookieSecret(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            secret = f.read().strip()
-    except OSError as e:
-        raise ValueError(f"cannot read cookieSecretFile {path!r}: {e.strerror or e}") from None
-    if len(secret) < MIN_COOKIE_SECRET:
-        raise ValueError(f"cookieSecretFile {path!r} holds {len(secret)} bytes; at least {MIN_COOKIE_SECRET} are needed")
-    return secret
+    return _readSecretFile("cookieSecretFile", path, MIN_COOKIE_SECRET)
 
 
 def _buildServer(reactor, args, kwargs, defaultCredentials: Optional[ServerCredentials] = None) -> DTLSServerEndpoint:
@@ -269,24 +471,98 @@ def _buildServer(reactor, args, kwargs, defaultCredentials: Optional[ServerCrede
     if len(args) != 1:
         raise ValueError(f"a dtls server endpoint takes one positional argument, the port; got {args!r}")
     port = _port(args[0])
+    pskKeys = _serverPSK(kwargs)
+    credentials: Optional[ServerCredentials]
     if "privateKey" in kwargs:
         credentials = loadServerCredentials(kwargs["privateKey"], kwargs.get("certKey"), kwargs.get("extraCertChain"))
     elif "certKey" in kwargs or "extraCertChain" in kwargs:
         raise ValueError("certKey and extraCertChain need privateKey")
-    elif defaultCredentials is not None:
+    elif defaultCredentials is not None and not pskKeys:
         credentials = defaultCredentials
+    elif pskKeys:
+        credentials = None
     else:
-        raise ValueError("a dtls server endpoint needs privateKey=KEY.pem (and certKey=CERT.pem unless the key file holds it)")
-    configuration = DTLSConfiguration(
-        certificate_chain=credentials.chain, private_key=credentials.privateKey, **_commonConfiguration(kwargs)
-    )
+        raise ValueError(
+            "a dtls server endpoint needs privateKey=KEY.pem (and certKey=CERT.pem unless the key file holds it), "
+            "or pskFile=PATH / pskIdentity=ID:psk=HEX for PSK suites"
+        )
+    options = _commonConfiguration(kwargs)
+    if "cipher_suites" not in options:
+        suites: tuple = ()
+        if credentials is not None:
+            suites += DEFAULT_CIPHER_SUITES
+        if pskKeys:
+            suites += DEFAULT_PSK_SUITES
+        options["cipher_suites"] = suites
+    if credentials is not None:
+        options["certificate_chain"] = credentials.chain
+        options["private_key"] = credentials.privateKey
+    if pskKeys:
+        options["psk_lookup"] = pskKeys.get
+    if "pskHint" in kwargs:
+        if not pskKeys:
+            raise ValueError("pskHint= needs pskFile= or psk=")
+        options["psk_identity_hint"] = kwargs["pskHint"].encode("utf-8")
+
+    # Client certificates.
+    roots, pins = _peerTrust(kwargs)
+    authentication = ClientAuthentication.NONE
+    if "clientAuth" in kwargs:
+        try:
+            authentication = ClientAuthentication(kwargs["clientAuth"].strip().lower())
+        except ValueError:
+            raise ValueError(f"clientAuth={kwargs['clientAuth']!r} must be none, optional or required") from None
+    if authentication is ClientAuthentication.NONE and (roots or pins):
+        raise ValueError("trustRoots, caCertsDir and fingerprint on a server check client certificates: "
+                         "add clientAuth=optional or clientAuth=required")
+    if authentication is not ClientAuthentication.NONE and not (roots or pins):
+        raise ValueError(f"clientAuth={authentication.value} needs trustRoots=, caCertsDir= or fingerprint= "
+                         "to check client certificates against")
+    options.update(client_authentication=authentication, trust_roots=tuple(roots), pinned_sha256=pins)
+
+    if "sniDir" in kwargs:
+        if credentials is None:
+            raise ValueError("sniDir= needs a default certificate: privateKey=")
+        options["sni_credentials"] = loadSNIDirectory(kwargs["sniDir"])
+
+    # Resumption: a session cache (session ids) and RFC 5077 tickets.
+    cacheSize = _int("sessionCache", kwargs.get("sessionCache", str(DEFAULT_SESSION_CACHE)), 0)
+    if cacheSize:
+        options["session_cache"] = SessionCache(max_entries=cacheSize)
+    tickets = _bool("sessionTickets", kwargs.get("sessionTickets", "yes"))
+    # Secret files are re-read while the port listens, and rotated from
+    # (twisted_dtls.secretfiles, docs/deployment.md).
+    watchers: list = []
+    if "ticketKeyFile" in kwargs:
+        if not tickets:
+            raise ValueError("ticketKeyFile= with sessionTickets=no: tickets are off")
+        ticketFile = TicketKeyFile(kwargs["ticketKeyFile"], reactor)
+        options["ticket_keys"] = ticketFile.keys
+        watchers.append(ticketFile)
+    elif tickets:
+        options["ticket_keys"] = TicketKeys()
+
+    configuration = DTLSConfiguration(**options)
     configuration.validate(is_client=False)
     portOptions: dict = {}
     if "cookieSecretFile" in kwargs:
-        portOptions["cookieSecret"] = _readCookieSecret(kwargs["cookieSecretFile"])
-    for name in ("maxConnections", "maxHandshakes"):
+        cookieFile = CookieSecretFile(kwargs["cookieSecretFile"], reactor)
+        portOptions["cookieContext"] = cookieFile.context
+        watchers.append(cookieFile)
+    if watchers:
+        portOptions["watchers"] = tuple(watchers)
+    if _bool("reusePort", kwargs.get("reusePort", "no")):
+        portOptions["reusePort"] = True
+    if "fileDescriptor" in kwargs:
+        portOptions["fileDescriptor"] = _int("fileDescriptor", kwargs["fileDescriptor"], 0)
+    for name in ("maxConnections", "maxHandshakes", "helloBurst", "maxHelloSources"):
         if name in kwargs:
             portOptions[name] = _int(name, kwargs[name], 1)
+    if "helloRate" in kwargs:
+        rate = _seconds("helloRate", kwargs["helloRate"])
+        if rate is None:
+            raise ValueError("helloRate must be a positive number of ClientHellos per second")
+        portOptions["helloRate"] = rate
     for name in ("handshakeTimeout", "idleTimeout"):
         if name in kwargs:
             portOptions[name] = _seconds(name, kwargs[name])
@@ -309,23 +585,28 @@ def _buildClient(reactor, args, kwargs) -> DTLSClientEndpoint:
         raise ValueError("a dtls client endpoint needs HOST:PORT")
     portNumber = _int("port", port, 1, 65535)
     options = _commonConfiguration(kwargs)
-    roots = []
-    for name in ("trustRoots", "caCertsDir"):
-        if name in kwargs:
-            roots.extend(loadTrustRoots(kwargs[name]))
-    pins = frozenset()
-    if "fingerprint" in kwargs:
-        pins = frozenset(parseFingerprint(p) for p in kwargs["fingerprint"].split(",") if p.strip())
-        if not pins:
-            raise ValueError("fingerprint= is empty; give the server certificate's SHA-256 in hex")
-    if not roots and not pins:
+    identity, key = _clientPSK(kwargs)
+    if identity is not None:
+        options.update(psk_identity=identity, psk=key)
+        options.setdefault("cipher_suites", DEFAULT_PSK_SUITES)
+    if "privateKey" in kwargs:
+        credentials = loadServerCredentials(kwargs["privateKey"], kwargs.get("certKey"), kwargs.get("extraCertChain"))
+        options.update(certificate_chain=credentials.chain, private_key=credentials.privateKey)
+    elif "certKey" in kwargs or "extraCertChain" in kwargs:
+        raise ValueError("certKey and extraCertChain need privateKey")
+    roots, pins = _peerTrust(kwargs)
+    if not roots and not pins and _usesCertificates(options.get("cipher_suites", DEFAULT_CIPHER_SUITES)):
         roots = systemTrustRoots()
+    options["session_tickets"] = _bool("sessionTickets", kwargs.get("sessionTickets", "yes"))
     configuration = DTLSConfiguration(
         trust_roots=tuple(roots), pinned_sha256=pins, server_name=kwargs.get("hostname"), **options
     )
     bindAddress = (kwargs["bindAddress"], 0) if "bindAddress" in kwargs else None
     timeout = _seconds("timeout", kwargs["timeout"]) if "timeout" in kwargs else DEFAULT_CONNECT_TIMEOUT
-    return DTLSClientEndpoint(reactor, host, portNumber, configuration, bindAddress=bindAddress, timeout=timeout)
+    resume = _bool("resume", kwargs.get("resume", "yes"))
+    return DTLSClientEndpoint(
+        reactor, host, portNumber, configuration, bindAddress=bindAddress, timeout=timeout, resume=resume
+    )
 
 
 def _stripPrefix(description: str) -> tuple[list[str], dict[str, str]]:
@@ -386,4 +667,6 @@ class DTLSClientParser:
 
 
 #: The limits a server endpoint string may set, with their defaults.
-SERVER_DEFAULTS = dict(DEFAULT_LIMITS, maxDatagramSize=DTLSConfiguration.max_datagram_size)
+SERVER_DEFAULTS = dict(
+    DEFAULT_LIMITS, maxDatagramSize=DTLSConfiguration.max_datagram_size, sessionCache=DEFAULT_SESSION_CACHE
+)

@@ -12,6 +12,13 @@ For each datagram (RFC 6347 §4.2.1, §4.2.8):
   4. a ClientHello with a valid cookie creates the per-peer connection,
      within the port's limits.
 
+Before step 2, every datagram from an unknown address spends one token of
+its source's bucket (L{HelloRateLimiter}): what a source can make the port
+parse, MAC and answer before it proves its address is bounded per second.
+A cookie-verified ClientHello from the address of an established peer
+(RFC 6347 §4.2.8) starts a second connection beside the first; the first is
+replaced only when the new handshake completes.
+
 The port never lets an exception escape C{datagramReceived}: Twisted's UDP
 port would only log it and carry on, so an error there would be silent.
 """
@@ -19,8 +26,11 @@ port would only log it and carry on, so an error there would be silent.
 from __future__ import annotations
 
 import collections
+import ipaddress
+import os
+import socket
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 from zope.interface import implementer
 
@@ -37,7 +47,7 @@ from twisted_dtls.core.cookie import CookieContext
 from twisted_dtls.core.listener import Verdict, examine_first_datagram
 from twisted_dtls.transport import DTLSServerTransport
 
-__all__ = ["DTLSPort", "DTLSPortStatistics", "listenDTLS", "DEFAULT_LIMITS", "MAX_UDP_READ"]
+__all__ = ["DTLSPort", "DTLSPortStatistics", "HelloRateLimiter", "listenDTLS", "DEFAULT_LIMITS", "MAX_UDP_READ"]
 
 #: Read size for the UDP socket: larger than any UDP payload, so nothing is
 #: ever truncated by the read itself (Twisted's default is 8192).
@@ -49,6 +59,9 @@ DEFAULT_LIMITS = {
     "maxHandshakes": 1000,
     "handshakeTimeout": 60.0,
     "idleTimeout": 300.0,
+    "helloRate": 50.0,
+    "helloBurst": 100,
+    "maxHelloSources": 4096,
 }
 
 # Offsets in a DTLS datagram that starts with a ClientHello record:
@@ -56,6 +69,74 @@ DEFAULT_LIMITS = {
 _RECORD_HEADER = 13
 _RANDOM_START = _RECORD_HEADER + 12 + 2
 _RANDOM_END = _RANDOM_START + 32
+
+
+def _sourceKey(host: str) -> str:
+    """
+    The rate-limiting key of a source host: the address itself for IPv4,
+    its /64 prefix for IPv6 (one subscriber commonly holds a whole /64, so
+    per-address buckets would be free to multiply).
+    """
+    if ":" not in host:
+        return host
+    try:
+        packed = ipaddress.IPv6Address(host.split("%", 1)[0]).packed
+    except ValueError:
+        return host
+    return packed[:8].hex()
+
+
+class HelloRateLimiter:
+    """
+    A token bucket per source host for the work a port does for peers that
+    have not proved their address yet (RFC 6347 §4.2.1: parsing a
+    ClientHello, computing a cookie, sending a HelloVerifyRequest).
+
+    Each source holds up to C{burst} tokens and gains C{rate} per second;
+    every datagram from an unknown address spends one. The table is bounded
+    to C{maxSources} buckets: when full, the least recently used bucket is
+    forgotten (a forgotten source starts again with a full bucket, which is
+    the most a new source gets anyway).
+
+    @ivar rate: tokens per second per source.
+    @ivar burst: bucket size.
+    @ivar maxSources: buckets kept at once.
+    """
+
+    __slots__ = ("rate", "burst", "maxSources", "_buckets")
+
+    def __init__(self, rate: float, burst: int, maxSources: int):
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self.maxSources = int(maxSources)
+        self._buckets: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def allow(self, host: str, now: float) -> bool:
+        """
+        Spend one token of C{host}'s bucket.
+
+        @return: False if the bucket is empty (the datagram should be
+            dropped without being looked at).
+        """
+        key = _sourceKey(host)
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            if len(buckets) >= self.maxSources:
+                buckets.popitem(last=False)
+            buckets[key] = [self.burst - 1.0, now]
+            return True
+        buckets.move_to_end(key)
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens < 1.0:
+            bucket[0] = tokens
+            return False
+        bucket[0] = tokens - 1.0
+        return True
 
 
 def _clientRandom(datagram: bytes) -> bytes:
@@ -82,17 +163,21 @@ class DTLSPortStatistics:
     @ivar datagramsReceived: every datagram read from the socket.
     @ivar datagramsSent: every datagram written to it.
     @ivar drops: datagrams dropped before reaching a connection, by reason
-        (C{"truncated"}, C{"connection_limit"}, C{"handshake_limit"}, and the
-        reasons of L{examine_first_datagram}, such as a bad cookie or a record
-        that is not a ClientHello).
+        (C{"truncated"}, C{"rate_limited"}, C{"connection_limit"},
+        C{"handshake_limit"}, and the reasons of L{examine_first_datagram},
+        such as a record that is not a ClientHello).
     @ivar sendErrors: writes the socket refused.
     @ivar helloVerifyRequestsSent: HelloVerifyRequests sent (no state kept).
     @ivar connectionsAccepted: connections created from a verified cookie.
     @ivar handshakesCompleted: handshakes that completed.
     @ivar handshakesFailed: handshakes that failed (alert, timeout, abort).
     @ivar connectionsRefused: completed handshakes whose factory returned None.
-    @ivar peerRestarts: connections replaced by a new, cookie-verified
-        ClientHello from the same address (RFC 6347 §4.2.8).
+    @ivar peerRestarts: connections replaced by a new connection from the
+        same address whose handshake completed (RFC 6347 §4.2.8).
+    @ivar restartsPending: new handshakes in progress from the address of
+        an established connection, which stays until they complete.
+    @ivar sourcesTracked: source hosts in the rate limiter's table now
+        (bounded by C{maxHelloSources}).
     @ivar connectionsOpen: connections held now (handshaking or established).
     @ivar handshakesInProgress: connections held now whose handshake has not
         completed.
@@ -108,6 +193,8 @@ class DTLSPortStatistics:
     handshakesFailed: int = 0
     connectionsRefused: int = 0
     peerRestarts: int = 0
+    restartsPending: int = 0
+    sourcesTracked: int = 0
     connectionsOpen: int = 0
     handshakesInProgress: int = 0
 
@@ -116,6 +203,41 @@ def _address(host: str, port: int):
     if ":" in host:
         return IPv6Address("UDP", host, port)
     return IPv4Address("UDP", host, port)
+
+
+def _adoptSocket(reactor, protocol, maxPacketSize: int, interface: str, port: int, fileDescriptor: Optional[int]):
+    """
+    A UDP port on a socket that the reactor adopts: one bound here with
+    C{SO_REUSEPORT} set before C{bind} (which C{listenUDP} cannot do), or
+    a duplicate of an inherited, already bound one.
+
+    @raise twisted.internet.error.CannotListenError: if the socket cannot be
+        had.
+    """
+    try:
+        if fileDescriptor is not None:
+            sock = socket.socket(fileno=os.dup(fileDescriptor))
+            if sock.type != socket.SOCK_DGRAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+                sock.close()
+                raise OSError(f"file descriptor {fileDescriptor} is not a UDP socket")
+        else:
+            host = interface or "0.0.0.0"
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((host, port))
+            except BaseException:
+                sock.close()
+                raise
+    except (OSError, AttributeError) as e:
+        # AttributeError: no SO_REUSEPORT on this platform.
+        raise error.CannotListenError(interface, port, e) from None
+    try:
+        sock.setblocking(False)
+        return reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol, maxPacketSize)
+    finally:
+        # The reactor holds its own duplicate.
+        sock.close()
 
 
 class _PortProtocol(DatagramProtocol):
@@ -158,6 +280,8 @@ class DTLSPort:
         engine's retransmission budget applies).
     @ivar idleTimeout: seconds without a datagram from an established peer
         before it is sent a close_notify and forgotten (None: never).
+    @ivar helloLimiter: the L{HelloRateLimiter} every datagram from an
+        unknown address passes first.
     """
 
     _log = Logger()
@@ -176,6 +300,13 @@ class DTLSPort:
         maxHandshakes: int = DEFAULT_LIMITS["maxHandshakes"],
         handshakeTimeout: Optional[float] = DEFAULT_LIMITS["handshakeTimeout"],
         idleTimeout: Optional[float] = DEFAULT_LIMITS["idleTimeout"],
+        helloRate: float = DEFAULT_LIMITS["helloRate"],
+        helloBurst: int = DEFAULT_LIMITS["helloBurst"],
+        maxHelloSources: int = DEFAULT_LIMITS["maxHelloSources"],
+        reusePort: bool = False,
+        fileDescriptor: Optional[int] = None,
+        cookieContext: Optional[CookieContext] = None,
+        watchers: Sequence = (),
     ):
         """
         @param reactor: provides C{listenUDP}, C{seconds} and C{callLater}.
@@ -187,31 +318,61 @@ class DTLSPort:
         @param cookieSecret: HMAC key for HelloVerifyRequest cookies. Ports
             given the same secret accept each other's cookies; None makes a
             random one, rotated by the cookie context.
+        @param helloRate: datagrams per second that one source host (an IPv4
+            address, an IPv6 /64) may have looked at while it has no
+            connection: ClientHellos answered with a HelloVerifyRequest,
+            cookie checks, and everything dropped after parsing.
+        @param helloBurst: how many such datagrams a source may send at once.
+        @param maxHelloSources: source hosts whose buckets are kept.
+        @param reusePort: bind with C{SO_REUSEPORT}, so that several
+            processes (or ports) listen on one address and port and the
+            kernel spreads peers over them by address hash, each peer
+            staying on one socket (see C{docs/deployment.md}).
+        @param fileDescriptor: listen on this already bound UDP socket
+            (inherited from a supervisor, or systemd) instead of binding
+            one; C{port} and C{interface} are then ignored. The descriptor
+            stays the caller's: the port uses a duplicate.
+        @param cookieContext: the L{CookieContext} to use instead of one
+            made from C{cookieSecret} and C{cookieLifetime} (a
+            L{twisted_dtls.secretfiles.CookieSecretFile}'s, rotated from a
+            file).
+        @param watchers: objects with C{start()} and C{stop()} run while the
+            port listens (L{twisted_dtls.secretfiles.SecretFileWatcher}).
         @raise twisted_dtls.core.errors.ConfigurationError: for a
             configuration a server cannot use.
         @raise ValueError: for a limit that is not positive.
         """
         configuration.validate(is_client=False)
         for name, value in (("maxConnections", maxConnections), ("maxHandshakes", maxHandshakes),
-                            ("maxPacketSize", maxPacketSize)):
+                            ("maxPacketSize", maxPacketSize), ("helloBurst", helloBurst),
+                            ("maxHelloSources", maxHelloSources)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be at least 1, not {value!r}")
         for name, value in (("handshakeTimeout", handshakeTimeout), ("idleTimeout", idleTimeout)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive (or None), not {value!r}")
+        if helloRate <= 0:
+            raise ValueError(f"helloRate must be positive, not {helloRate!r}")
         self._reactor = reactor
         self._portNumber = port
         self._interface = interface
         self.factory = factory
         self._configuration = configuration
         self._maxPacketSize = maxPacketSize
-        self._cookies = CookieContext(cookieSecret, cookieLifetime)
+        self._cookies = cookieContext if cookieContext is not None else CookieContext(cookieSecret, cookieLifetime)
+        self._reusePort = bool(reusePort)
+        self._fileDescriptor = fileDescriptor
+        self._watchers = tuple(watchers)
         self.maxConnections = int(maxConnections)
         self.maxHandshakes = int(maxHandshakes)
         self.handshakeTimeout = handshakeTimeout
         self.idleTimeout = idleTimeout
+        self.helloLimiter = HelloRateLimiter(helloRate, helloBurst, maxHelloSources)
         self.stats = DTLSPortStatistics()
         self._connections: dict[tuple, DTLSServerTransport] = {}
+        #: address -> the new connection of a peer that restarted, held
+        #: beside the established one until its handshake completes
+        self._restarts: dict[tuple, DTLSServerTransport] = {}
         self._handshaking: set[DTLSServerTransport] = set()
         self._udp = None
         self._hostAddress = None
@@ -228,9 +389,17 @@ class DTLSPort:
 
         @raise twisted.internet.error.CannotListenError: if binding fails.
         """
-        self._udp = self._reactor.listenUDP(
-            self._portNumber, _PortProtocol(self), interface=self._interface, maxPacketSize=self._maxPacketSize
-        )
+        if self._reusePort or self._fileDescriptor is not None:
+            self._udp = _adoptSocket(
+                self._reactor, _PortProtocol(self), self._maxPacketSize, self._interface, self._portNumber,
+                self._fileDescriptor,
+            )
+        else:
+            self._udp = self._reactor.listenUDP(
+                self._portNumber, _PortProtocol(self), interface=self._interface, maxPacketSize=self._maxPacketSize
+            )
+        for watcher in self._watchers:
+            watcher.start()
         host = self._udp.getHost()
         self._hostAddress = _address(host.host, host.port)
         self.factory.doStart()
@@ -243,11 +412,13 @@ class DTLSPort:
         """
         if self._udp is None:
             return succeed(None)
-        for transport in list(self._connections.values()):
+        for transport in list(self._restarts.values()) + list(self._connections.values()):
             if transport.connected:
                 transport.loseConnection()
             else:
                 transport.abortConnection()
+        for watcher in self._watchers:
+            watcher.stop()
         udp, self._udp = self._udp, None
         d = maybeDeferred(udp.stopListening)
         d.addCallback(lambda _: self.factory.doStop())
@@ -272,9 +443,10 @@ class DTLSPort:
     @property
     def connections(self) -> tuple:
         """
-        The per-peer transports held now (handshaking and established).
+        The per-peer transports held now (handshaking and established,
+        including the new connection of a peer that restarted).
         """
-        return tuple(self._connections.values())
+        return tuple(self._connections.values()) + tuple(self._restarts.values())
 
     # -- datagrams ---------------------------------------------------------------
 
@@ -286,53 +458,97 @@ class DTLSPort:
             return
         key = (addr[0], addr[1])
         transport = self._connections.get(key)
-        if transport is not None:
-            random = _clientRandom(datagram)
-            if random and random != transport.clientRandom and self._newClientHello(transport, datagram, key, random):
-                return
-            transport.datagramReceived(datagram)
+        if transport is None:
+            self._firstDatagram(datagram, key)
             return
-        self._firstDatagram(datagram, key)
+        random = _clientRandom(datagram)
+        restart = self._restarts.get(key) if self._restarts else None
+        if random and random != transport.clientRandom and (restart is None or random != restart.clientRandom):
+            if self._newClientHello(transport, datagram, key, random):
+                return
+        if restart is not None:
+            self._restartDatagram(transport, restart, datagram)
+            return
+        transport.datagramReceived(datagram)
 
-    def _examine(self, datagram: bytes, key: tuple):
-        return examine_first_datagram(datagram, key, self._cookies, self._reactor.seconds())
+    def _restartDatagram(self, old: DTLSServerTransport, new: DTLSServerTransport, datagram: bytes) -> None:
+        """
+        A datagram from an address that has an established connection and a
+        new handshake in progress (RFC 6347 §4.2.8). Epoch 0 can only be the
+        new handshake. A protected record goes to the established
+        connection first, and to the new one only if the established one
+        could not use it (it failed authentication or was a replay there):
+        the new connection's Finished, which it must see.
+        """
+        if len(datagram) >= 5 and datagram[3] == 0 and datagram[4] == 0:
+            new.datagramReceived(datagram)
+            return
+        connection = old._conn
+        before = sum(connection.drops.values())
+        old.datagramReceived(datagram)
+        if sum(connection.drops.values()) != before and self._restarts.get(old._udpAddress) is new:
+            new.datagramReceived(datagram)
 
     def _firstDatagram(self, datagram: bytes, key: tuple) -> None:
-        verdict = self._examine(datagram, key)
-        if verdict.verdict is Verdict.HELLO_VERIFY:
-            self.stats.helloVerifyRequestsSent += 1
+        stats = self.stats
+        limiter = self.helloLimiter
+        now = self._reactor.seconds()
+        allowed = limiter.allow(key[0], now)
+        stats.sourcesTracked = len(limiter._buckets)
+        if not allowed:
+            stats.drops["rate_limited"] += 1
+            return
+        verdict = self._examine(datagram, key, now)
+        kind = verdict.verdict
+        if kind is Verdict.HELLO_VERIFY:
+            stats.helloVerifyRequestsSent += 1
             self._sendTo(verdict.reply, key)
-        elif verdict.verdict is Verdict.ACCEPT:
+        elif kind is Verdict.ACCEPT:
             self._accept(datagram, key, _clientRandom(datagram))
         else:
-            self.stats.drops[verdict.reason or "dropped"] += 1
+            stats.drops[verdict.reason or "dropped"] += 1
+
+    def _examine(self, datagram: bytes, key: tuple, now: Optional[float] = None):
+        if now is None:
+            now = self._reactor.seconds()
+        return examine_first_datagram(datagram, key, self._cookies, now)
 
     def _newClientHello(self, transport: DTLSServerTransport, datagram: bytes, key: tuple, random: bytes) -> bool:
         """
         A ClientHello with a new random from the address of an existing
-        connection: the peer may have restarted (RFC 6347 §4.2.8). The old
-        connection stays until the new ClientHello proves the address with a
-        cookie.
+        connection: the peer may have restarted (RFC 6347 §4.2.8). It goes
+        through the cookie exchange (and its rate limit) like any unknown
+        peer; once its cookie verifies, a new connection is started beside
+        the existing one, which stays until the new handshake completes.
 
         @return: True if the datagram was handled here, False if it belongs
             to the existing connection.
         """
+        if not self.helloLimiter.allow(key[0], self._reactor.seconds()):
+            self.stats.drops["rate_limited"] += 1
+            return True
         verdict = self._examine(datagram, key)
         if verdict.verdict is Verdict.HELLO_VERIFY:
             self.stats.helloVerifyRequestsSent += 1
             self._sendTo(verdict.reply, key)
             return True
         if verdict.verdict is Verdict.ACCEPT:
-            self.stats.peerRestarts += 1
-            self._log.info("DTLS peer {peer} restarted with a new ClientHello", peer=transport.getPeer())
-            transport._peerRestarted()
-            self._accept(datagram, key, random)
+            if not transport.connected and not self._restarts.get(key):
+                # Still handshaking: nothing established to protect.
+                self.stats.peerRestarts += 1
+                self._log.info("DTLS peer {peer} restarted its handshake", peer=transport.getPeer())
+                transport._peerRestarted()
+                self._accept(datagram, key, random)
+                return True
+            self._log.info("DTLS peer {peer} sent a new ClientHello with a valid cookie; "
+                           "handshaking beside the established connection", peer=transport.getPeer())
+            self._accept(datagram, key, random, restart=True)
             return True
         return False
 
-    def _accept(self, datagram: bytes, key: tuple, random: bytes) -> None:
+    def _accept(self, datagram: bytes, key: tuple, random: bytes, restart: bool = False) -> None:
         stats = self.stats
-        if len(self._connections) >= self.maxConnections:
+        if len(self._connections) + len(self._restarts) >= self.maxConnections:
             stats.drops["connection_limit"] += 1
             return
         if len(self._handshaking) >= self.maxHandshakes:
@@ -340,14 +556,25 @@ class DTLSPort:
             return
         connection = DTLSConnection(self._configuration, is_client=False)
         transport = DTLSServerTransport(
-            self, connection, _address(key[0], key[1]), self.handshakeTimeout, self.idleTimeout, random
+            self, connection, _address(key[0], key[1]), self.handshakeTimeout, self.idleTimeout, random, key
         )
-        self._connections[key] = transport
+        if restart:
+            previous = self._restarts.get(key)
+            self._restarts[key] = transport
+            if previous is not None:
+                previous.abortConnection()
+        else:
+            self._connections[key] = transport
         self._handshaking.add(transport)
         stats.connectionsAccepted += 1
-        stats.connectionsOpen = len(self._connections)
-        stats.handshakesInProgress = len(self._handshaking)
+        self._updateCounts()
         transport.datagramReceived(datagram)
+
+    def _updateCounts(self) -> None:
+        stats = self.stats
+        stats.connectionsOpen = len(self._connections) + len(self._restarts)
+        stats.handshakesInProgress = len(self._handshaking)
+        stats.restartsPending = len(self._restarts)
 
     def _sendTo(self, datagram: bytes, key: tuple) -> None:
         if self._udp is None:
@@ -366,17 +593,34 @@ class DTLSPort:
         if transport in self._handshaking:
             self._handshaking.discard(transport)
             self.stats.handshakesCompleted += 1
-            self.stats.handshakesInProgress = len(self._handshaking)
+        key = transport._udpAddress
+        if self._restarts.get(key) is transport:
+            # RFC 6347 §4.2.8: a verified Finished on the new connection;
+            # the old association is abandoned now, not before.
+            del self._restarts[key]
+            old = self._connections.get(key)
+            self._connections[key] = transport
+            self.stats.peerRestarts += 1
+            if old is not None and old is not transport:
+                self._log.info("DTLS peer {peer} restarted: new connection established", peer=transport.getPeer())
+                old._peerRestarted()
+        self._updateCounts()
 
     def _removeConnection(self, transport: DTLSServerTransport) -> None:
         key = transport._udpAddress
-        if self._connections.get(key) is transport:
+        if self._restarts.get(key) is transport:
+            del self._restarts[key]
+        elif self._connections.get(key) is transport:
             del self._connections[key]
+            restart = self._restarts.pop(key, None)
+            if restart is not None:
+                # The old connection ended by itself first: the new one
+                # simply takes the address.
+                self._connections[key] = restart
         if transport in self._handshaking:
             self._handshaking.discard(transport)
             self.stats.handshakesFailed += 1
-        self.stats.connectionsOpen = len(self._connections)
-        self.stats.handshakesInProgress = len(self._handshaking)
+        self._updateCounts()
 
 
 def listenDTLS(reactor, port: int, factory, configuration: DTLSConfiguration, interface: str = "", **kwargs) -> DTLSPort:

@@ -36,6 +36,16 @@ class Options(usage.Options):
         "certificate and logs its SHA-256 fingerprint and how to connect."
     )
 
+    optParameters = [
+        ["workers", None, 0, "Run N worker processes sharing each --listen port (SO_REUSEPORT), supervised: "
+         "restarted when they exit, stopped together (docs/deployment.md). 0: serve in this process.", int],
+        ["status-file", None, None, "Write this process's status (counters, peers; with --workers, every "
+         "worker's) as JSON to this file every second."],
+    ]
+    optFlags = [
+        ["supervised", None, "Run as a worker of --workers: stop when standard input (the supervisor's pipe) closes."],
+    ]
+
     def __init__(self):
         super().__init__()
         self["listen"] = []
@@ -55,6 +65,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        if self["workers"] < 0:
+            raise usage.UsageError(f"--workers must be 0 or more, not {self['workers']}")
 
 
 class EchoFactory(Factory):
@@ -108,6 +120,11 @@ class _ListenService(Service):
     def _listening(self, port) -> None:
         self._port = port
         host = port.getHost()
+        if not port.configuration.certificate_chain:
+            self._log.info(
+                "dtls-echo listening on {host}:{port} with pre-shared keys only", host=host.host, port=host.port
+            )
+            return
         fingerprint = fingerprintSHA256(port.configuration.certificate_chain[0])
         ours, openssl = connectHints(host.host, host.port, fingerprint)
         self._log.info(
@@ -134,11 +151,18 @@ def makeService(options: Options, reactor=None) -> MultiService:
     """
     if reactor is None:
         from twisted.internet import reactor  # noqa: F811 -- twistd has installed it by now
+    if options["workers"]:
+        from twisted_dtls.workers import makeSupervisorService
+
+        return makeSupervisorService(options, reactor)
     service = MultiService()
     generated: Optional[ServerCredentials] = None
     factory = EchoFactory()
     for description in options["listen"]:
-        needsDefault = "privatekey=" not in description.lower()
+        lowered = description.lower()
+        # A description with its own key, or with pre-shared keys only,
+        # needs no generated certificate.
+        needsDefault = "privatekey=" not in lowered and ":psk" not in lowered
         if needsDefault and generated is None:
             generated = generateSelfSigned()
         try:
@@ -146,4 +170,8 @@ def makeService(options: Options, reactor=None) -> MultiService:
         except ValueError as e:
             raise usage.UsageError(f"--listen {description}: {e}") from None
         _ListenService(endpoint, factory, generated, needsDefault).setServiceParent(service)
+    if options["status-file"] or options["supervised"]:
+        from twisted_dtls.workers import addWorkerServices
+
+        addWorkerServices(service, options, reactor)
     return service

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IHandshakeListener, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from twisted_dtls.core.constants import AlertDescription, CipherSuite
+from twisted_dtls.core.constants import AlertDescription, CipherSuite, SRTPProtectionProfile
 from twisted_dtls.core.events import (
     AlertReceived,
     CloseReason,
@@ -55,6 +55,19 @@ class IDTLSTransport(ITransport):
         "The protocol selected by ALPN as bytes, or None if none was negotiated (as Twisted's INegotiated)."
     )
     maxWriteSize: int = Attribute("The largest C{write} that fits one record in one datagram.")
+    srtpProfile: Optional[int] = Attribute(
+        "The use_srtp protection profile negotiated (RFC 5764), an L{SRTPProtectionProfile} "
+        "(an int with a C{.name}), or None."
+    )
+    pskIdentity: Optional[bytes] = Attribute("The PSK identity the client used (PSK suites), or None.")
+    serverName: Optional[str] = Attribute("The host name the client sent in SNI (RFC 6066), or None.")
+    resumed: bool = Attribute("Whether the handshake was abbreviated: an earlier session was resumed.")
+
+    def exportKeyingMaterial(label: bytes, context: Optional[bytes], length: int) -> bytes:
+        """
+        RFC 5705 keying material exporter (for example DTLS-SRTP keys,
+        RFC 5764 §4.2, label C{EXTRACTOR-dtls_srtp}, no context).
+        """
 
     def abortConnection() -> None:
         """
@@ -198,6 +211,42 @@ class DTLSTransport:
 
     _log = Logger()
 
+    #: Seconds without a datagram from the peer after which an established
+    #: connection lets its engine drop the AEAD contexts (rebuilt when the
+    #: next record needs them); None keeps them for the connection's life.
+    cipherReleaseAfter: Optional[float] = 30.0
+
+    # Many of these are held at once: no per-instance dict unless an
+    # application adds attributes of its own.
+    __slots__ = (
+        "_reactor",
+        "_conn",
+        "_hostAddress",
+        "_peerAddress",
+        "_handshakeTimeout",
+        "_idleTimeout",
+        "_started",
+        "_lastReceived",
+        "_state",
+        "_timer",
+        "_timerDeadline",
+        "_pumping",
+        "_pumpAgain",
+        "_queuedWrites",
+        "_localCause",
+        "_negotiated",
+        "_finishPending",
+        "_wasConnected",
+        "_endEvent",
+        "_ciphersReleased",
+        "protocol",
+        "connected",
+        "disconnecting",
+        "disconnected",
+        "__dict__",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         reactor,
@@ -221,7 +270,9 @@ class DTLSTransport:
         self._timerDeadline: Optional[float] = None
         self._pumping = False
         self._pumpAgain = False
-        self._queuedWrites: list[bytes] = []
+        #: writes made before the handshake completed; None when there are none
+        self._queuedWrites: Optional[list[bytes]] = None
+        self._ciphersReleased = False
         self._localCause: Optional[Exception] = None
         self._negotiated: Optional[HandshakeCompleted] = None
         self._finishPending = False
@@ -261,16 +312,17 @@ class DTLSTransport:
         """
         Feed one UDP payload from the peer to the engine.
         """
-        if self._state == _Pending.CLOSED:
+        if self._state is _Pending.CLOSED:
             return
         now = self._reactor.seconds()
         self._lastReceived = now
+        self._ciphersReleased = False
         try:
             self._conn.receive_datagram(datagram, now)
         except Exception:
             self._internalError("receive_datagram")
             return
-        self._pump()
+        self._pump(now)
 
     def start(self) -> None:
         """
@@ -281,22 +333,30 @@ class DTLSTransport:
 
     # -- the pump -------------------------------------------------------------
 
-    def _pump(self) -> None:
+    def _pump(self, now: Optional[float] = None) -> None:
         if self._pumping:
             self._pumpAgain = True
             return
         self._pumping = True
+        conn = self._conn
         try:
+            if now is None:
+                now = self._reactor.seconds()
             while True:
                 self._pumpAgain = False
-                now = self._reactor.seconds()
-                datagrams = self._conn.datagrams_to_send(now)
+                datagrams = conn.datagrams_to_send(now)
                 for datagram in datagrams:
                     self._sendDatagram(datagram)
-                event = self._conn.next_event()
+                event = conn.next_event()
                 if event is not None:
-                    self._handleEvent(event)
-                if event is None and not datagrams and not self._pumpAgain:
+                    if type(event) is DataReceived:
+                        self._deliver(event.data)
+                    else:
+                        self._handleEvent(event)
+                    # What the handler queued (an echo's reply) goes out on
+                    # the next turn; the engine queues nothing else unasked.
+                    continue
+                if not datagrams and not self._pumpAgain:
                     break
         except Exception:
             self._pumping = False
@@ -310,28 +370,36 @@ class DTLSTransport:
         self._rearm()
 
     def _rearm(self) -> None:
-        if self._state == _Pending.CLOSED:
+        state = self._state
+        if state is _Pending.CLOSED:
             self._cancelTimer()
             return
-        deadlines = []
-        engine = self._conn.get_timer()
-        if engine is not None:
-            deadlines.append(engine)
-        if self._state == _Pending.HANDSHAKING and self._handshakeTimeout is not None:
-            deadlines.append(self._started + self._handshakeTimeout)
-        if self._state == _Pending.CONNECTED and self._idleTimeout is not None:
-            deadlines.append(self._lastReceived + self._idleTimeout)
-        if not deadlines:
+        deadline = self._conn.get_timer()
+        if state is _Pending.CONNECTED:
+            if self._idleTimeout is not None:
+                idle = self._lastReceived + self._idleTimeout
+                if deadline is None or idle < deadline:
+                    deadline = idle
+            release = self.cipherReleaseAfter
+            if release is not None and not self._ciphersReleased:
+                release += self._lastReceived
+                if deadline is None or release < deadline:
+                    deadline = release
+        elif self._handshakeTimeout is not None:
+            limit = self._started + self._handshakeTimeout
+            if deadline is None or limit < deadline:
+                deadline = limit
+        if deadline is None:
             self._cancelTimer()
             return
-        deadline = min(deadlines)
-        if self._timer is not None and self._timer.active():
+        timer = self._timer
+        if timer is not None and timer.active():
             # An earlier wake-up is harmless (the timer re-arms itself), so
             # only move the call when the new deadline comes sooner; this keeps
             # the idle deadline, which moves on every datagram, cheap.
             if self._timerDeadline is not None and self._timerDeadline <= deadline:
                 return
-            self._timer.cancel()
+            timer.cancel()
         self._timerDeadline = deadline
         self._timer = self._reactor.callLater(max(0.0, deadline - self._reactor.seconds()), self._timerFired)
 
@@ -369,6 +437,21 @@ class DTLSTransport:
                 DTLSIdleTimeout(f"nothing received from the peer for {self._idleTimeout:g} s"), polite=True
             )
             return
+        release = self.cipherReleaseAfter
+        if (
+            self._state == _Pending.CONNECTED
+            and release is not None
+            and not self._ciphersReleased
+            and now >= self._lastReceived + release
+        ):
+            # A quiet association: its AEAD contexts are most of what it
+            # costs in memory, and the next record rebuilds them.
+            self._ciphersReleased = True
+            try:
+                self._conn.release_ciphers()
+            except Exception:
+                self._internalError("release_ciphers")
+                return
         engine = self._conn.get_timer()
         if engine is not None and now >= engine:
             try:
@@ -380,18 +463,22 @@ class DTLSTransport:
 
     # -- events ---------------------------------------------------------------
 
+    def _deliver(self, data: bytes) -> None:
+        protocol = self.protocol
+        if self._state is _Pending.CONNECTED and protocol is not None:
+            try:
+                protocol.dataReceived(data)
+            except Exception:
+                self._log.failure(
+                    "Unhandled error in {protocol}.dataReceived; aborting the connection to {peer}",
+                    protocol=protocol,
+                    peer=self._peerAddress,
+                )
+                self.abortConnection()
+
     def _handleEvent(self, event) -> None:
         if isinstance(event, DataReceived):
-            if self._state == _Pending.CONNECTED and self.protocol is not None:
-                try:
-                    self.protocol.dataReceived(event.data)
-                except Exception:
-                    self._log.failure(
-                        "Unhandled error in {protocol}.dataReceived; aborting the connection to {peer}",
-                        protocol=self.protocol,
-                        peer=self._peerAddress,
-                    )
-                    self.abortConnection()
+            self._deliver(event.data)
         elif isinstance(event, HandshakeCompleted):
             self._handshakeCompleted(event)
         elif isinstance(event, ConnectionClosed):
@@ -421,7 +508,7 @@ class DTLSTransport:
         self._state = _Pending.CONNECTED
         self.protocol = protocol
         self.connected = True
-        queued, self._queuedWrites = self._queuedWrites, []
+        queued, self._queuedWrites = self._queuedWrites or (), None
         try:
             for data in queued:
                 self._sendRecord(data)
@@ -447,7 +534,7 @@ class DTLSTransport:
         self._state = _Pending.CLOSED
         self._endEvent = event
         self.connected = False
-        self._queuedWrites = []
+        self._queuedWrites = None
         self._cancelTimer()
         if self._pumping:
             self._finishPending = True
@@ -533,13 +620,15 @@ class DTLSTransport:
         return self._conn.max_send_size
 
     def _sendRecord(self, data: bytes) -> None:
-        limit = self._conn.max_send_size
+        conn = self._conn
+        limit = conn.max_send_size
         if len(data) > limit:
             raise RecordTooLargeError(
                 f"a DTLS write of {len(data)} bytes exceeds the {limit}-byte limit of one record in one "
                 f"datagram (maxWriteSize, from maxDatagramSize and the cipher suite); split the data"
             )
-        self._conn.send(data)
+        # The limit was just checked: the engine need not check it again.
+        conn.send_unchecked(data)
 
     def write(self, data: bytes) -> None:
         """
@@ -550,15 +639,24 @@ class DTLSTransport:
         @raise RecordTooLargeError: if C{data} is longer than L{maxWriteSize}.
         @raise TypeError: if C{data} is not bytes.
         """
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"DTLS write takes bytes, not {type(data).__name__}")
-        if self._state == _Pending.CLOSED or self.disconnecting or not data:
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"DTLS write takes bytes, not {type(data).__name__}")
+            # Our own copy: the caller may change a mutable buffer later.
+            data = bytes(data)
+        state = self._state
+        if state is _Pending.CLOSED or self.disconnecting or not data:
             return
-        data = bytes(data)
-        if self._state == _Pending.HANDSHAKING:
+        if state is _Pending.HANDSHAKING:
+            if self._queuedWrites is None:
+                self._queuedWrites = []
             self._queuedWrites.append(data)
             return
         self._sendRecord(data)
+        if self._pumping:
+            # From inside a protocol callback: the running pump sends it.
+            self._pumpAgain = True
+            return
         self._pump()
 
     def writeSequence(self, data) -> None:
@@ -630,6 +728,36 @@ class DTLSTransport:
         """
         return self._negotiated
 
+    @property
+    def srtpProfile(self) -> Optional[int]:
+        if self._negotiated is None or self._negotiated.srtp_profile is None:
+            return None
+        profile = self._negotiated.srtp_profile
+        try:
+            return SRTPProtectionProfile(profile)
+        except ValueError:
+            return profile
+
+    @property
+    def pskIdentity(self) -> Optional[bytes]:
+        return None if self._negotiated is None else self._negotiated.psk_identity
+
+    @property
+    def serverName(self) -> Optional[str]:
+        return None if self._negotiated is None else self._negotiated.server_name
+
+    @property
+    def resumed(self) -> bool:
+        return self._negotiated is not None and self._negotiated.resumed
+
+    @property
+    def closeEvent(self) -> Optional[ConnectionClosed]:
+        """
+        The engine's L{ConnectionClosed} that ended the connection, or None
+        (still open, or ended for a local reason).
+        """
+        return self._endEvent
+
     def getPeerCertificate(self):
         certificates = self.getPeerCertificates()
         return certificates[0] if certificates else None
@@ -639,7 +767,12 @@ class DTLSTransport:
 
     def exportKeyingMaterial(self, label: bytes, context: Optional[bytes], length: int) -> bytes:
         """
-        RFC 5705 keying material exporter (for example DTLS-SRTP keys).
+        RFC 5705 keying material exporter (for example DTLS-SRTP keys,
+        RFC 5764 §4.2: label C{b"EXTRACTOR-dtls_srtp"}, context None).
+
+        @param context: C{None} for no context (different from C{b""}).
+        @raise twisted_dtls.core.errors.ProtocolMisuseError: before the
+            handshake completed.
         """
         return self._conn.export_keying_material(label, context, length)
 
@@ -652,10 +785,17 @@ class DTLSServerTransport(DTLSTransport):
     One accepted peer of a L{DTLSPort<twisted_dtls.port.DTLSPort>}.
     """
 
-    def __init__(self, port, connection, peerAddress, handshakeTimeout, idleTimeout, clientRandom: bytes = b""):
+    __slots__ = ("_port", "_udpAddress", "clientRandom")
+
+    def __init__(self, port, connection, peerAddress, handshakeTimeout, idleTimeout, clientRandom: bytes = b"",
+                 udpAddress: Optional[tuple] = None):
+        """
+        @param udpAddress: the peer's C{(host, port)} as the port keys it
+            (shared rather than built again), or None to derive it.
+        """
         super().__init__(port._reactor, connection, port.getHost(), peerAddress, handshakeTimeout, idleTimeout)
         self._port = port
-        self._udpAddress = (peerAddress.host, peerAddress.port)
+        self._udpAddress = udpAddress if udpAddress is not None else (peerAddress.host, peerAddress.port)
         #: The random of the ClientHello that created this connection: a
         #: later ClientHello with another random from the same address is a
         #: peer restart (RFC 6347 §4.2.8), the same random is a duplicate.
@@ -704,14 +844,34 @@ class DTLSClientTransport(DTLSTransport):
         L{DTLSHandshakeError} (or C{ConnectionRefusedError}).
     """
 
+    __slots__ = ("_udpPort", "_factory", "_whenConnected", "_onEnded", "_onEstablished", "_socketGone")
+
     def __init__(self, reactor, connection, udpPort, hostAddress, peerAddress, factory, handshakeTimeout, idleTimeout,
-                 whenConnected, onEnded: Optional[Callable[[], None]] = None):
+                 whenConnected, onEnded: Optional[Callable[[], None]] = None,
+                 onEstablished: Optional[Callable[[], None]] = None):
+        """
+        @param onEnded: called once when the connection is over, unless
+            the socket went away first.
+        @param onEstablished: called once when the handshake completes,
+            before the protocol is built (to keep the session for
+            resumption).
+        """
         super().__init__(reactor, connection, hostAddress, peerAddress, handshakeTimeout, idleTimeout)
         self._udpPort = udpPort
         self._factory = factory
         self._whenConnected = whenConnected
         self._onEnded = onEnded
+        self._onEstablished = onEstablished
         self._socketGone = False
+
+    def _handshakeCompleted(self, event: HandshakeCompleted) -> None:
+        if self._state == _Pending.HANDSHAKING and self._onEstablished is not None:
+            hook, self._onEstablished = self._onEstablished, None
+            try:
+                hook()
+            except Exception:
+                self._log.failure("Error in the DTLS client's handshake hook for {peer}", peer=self._peerAddress)
+        super()._handshakeCompleted(event)
 
     def _sendDatagram(self, datagram: bytes) -> None:
         if self._socketGone:

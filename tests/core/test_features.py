@@ -12,11 +12,11 @@ from tests.certs import make_pki, self_signed
 from tests.core.pairnet import Impairment, PairNetwork
 from tests.core.test_pair import assert_established, client_config, exchange_data, server_config
 from twisted_dtls.core.certificates import fingerprint_sha256
-from twisted_dtls.core.configuration import DTLSConfiguration
+from twisted_dtls.core.configuration import ClientAuthentication, DTLSConfiguration
 from twisted_dtls.core.constants import AlertDescription, CipherSuite, ContentType, SRTPProtectionProfile
 from twisted_dtls.core.events import CloseReason
 from twisted_dtls.core.records import pull_records
-from twisted_dtls.core.suites import CIPHER_SUITES, KeyExchange
+from twisted_dtls.core.suites import CIPHER_SUITES
 
 PKI = make_pki()
 PSK_SUITES = [s for s, i in CIPHER_SUITES.items() if i.key_exchange.uses_psk]
@@ -299,3 +299,78 @@ def test_session_cache_is_bounded():
         net = PairNetwork(client_config(session_tickets=False), server_config(session_cache=cache))
         net.handshake()
     assert len(cache) == 3
+
+
+# -- every feature at once, under loss and reordering -------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_features_together_under_loss_and_reordering(seed):
+    other = self_signed("other.example")
+    lines = []
+    server = server_config(
+        alpn_protocols=("coap",),
+        srtp_profiles=(SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,),
+        sni_credentials={"other.example": (other.chain, other.key)},
+        client_authentication=ClientAuthentication.REQUIRED,
+        trust_roots=[PKI.ca_cert],
+        record_size_limit=400,
+        keylog=lines.append,
+        max_datagram_size=300,
+    )
+    client = client_config(
+        server_name="other.example",
+        pinned_sha256=frozenset({fingerprint_sha256(other.cert)}),
+        alpn_protocols=("h2", "coap"),
+        srtp_profiles=(SRTPProtectionProfile.SRTP_AEAD_AES_128_GCM, SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80),
+        certificate_chain=PKI.client_ec.chain,
+        private_key=PKI.client_ec.key,
+        record_size_limit=300,
+        max_datagram_size=300,
+    )
+    net = PairNetwork(client, server, Impairment(drop=0.2, duplicate=0.2, delay=0.1), seed=seed)
+    net.handshake(deadline=300)
+    assert_established(net)
+    for side in (net.client.completed, net.server.completed):
+        assert side.alpn_protocol == "coap"
+        assert side.srtp_profile == SRTPProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80
+    assert net.client.completed.peer_certificates[0] == other.cert
+    assert net.server.completed.peer_certificates[0] == PKI.client_ec.cert
+    assert all(len(d) <= 300 for _, _, d in net.sent)
+    assert len(lines) == 1
+    label = b"EXTRACTOR-dtls_srtp"
+    assert net.client.connection.export_keying_material(label, None, 30) == net.server.connection.export_keying_material(
+        label, None, 30
+    )
+
+
+def test_bad_certificate_verify_is_refused_with_decrypt_error():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    wrong_key = ec.generate_private_key(ec.SECP256R1())
+    net = PairNetwork(
+        client_config(certificate_chain=PKI.client_ec.chain, private_key=wrong_key),
+        server_config(
+            client_authentication=ClientAuthentication.REQUIRED,
+            trust_roots=[PKI.ca_cert],
+        ),
+    )
+    net.handshake()
+    assert net.server.closed.reason is CloseReason.ALERT_SENT
+    assert net.server.closed.alert == AlertDescription.decrypt_error
+    assert net.server.completed is None and net.client.completed is None
+
+
+def test_untrusted_client_certificate_is_refused():
+    other = self_signed("client.example")
+    net = PairNetwork(
+        client_config(certificate_chain=other.chain, private_key=other.key),
+        server_config(
+            client_authentication=ClientAuthentication.OPTIONAL,
+            trust_roots=[PKI.ca_cert],
+        ),
+    )
+    net.handshake()
+    assert net.server.closed.reason is CloseReason.ALERT_SENT
+    assert net.server.closed.alert in (AlertDescription.unknown_ca, AlertDescription.bad_certificate)
+    assert net.server.completed is None

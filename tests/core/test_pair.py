@@ -5,7 +5,6 @@ Client and server engines paired in memory on an explicit timeline
 
 from __future__ import annotations
 
-import itertools
 
 import pytest
 
@@ -20,7 +19,7 @@ from twisted_dtls.core.constants import (
     NamedGroup,
     SignatureScheme,
 )
-from twisted_dtls.core.events import CloseReason, ConnectionClosed
+from twisted_dtls.core.events import CloseReason
 from twisted_dtls.core.records import pull_records
 from twisted_dtls.core.suites import CIPHER_SUITES, KeyExchange
 
@@ -385,7 +384,6 @@ def test_server_continues_message_seq_and_record_sequence_after_cookie():
 
 
 def test_renegotiation_is_refused_and_connection_carries_on():
-    from twisted_dtls.core.constants import AlertLevel
     from twisted_dtls.core.events import AlertReceived
     from twisted_dtls.core.messages import encode_handshake
 

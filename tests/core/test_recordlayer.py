@@ -233,7 +233,25 @@ def test_next_epoch_queue_bounded():
     assert reader.open_datagram(datagram) == []
     assert reader.drops == {"queue_full": 2}
     opened = reader.install_read(1, protection())
-    assert [r.data for r in opened] == [b"\x00", b"\x01", b"\x02"]
+    # the newest are kept: junk queued earlier cannot crowd out the peer's
+    # records that arrive right before its ChangeCipherSpec
+    assert [r.data for r in opened] == [b"\x02", b"\x03", b"\x04"]
+
+
+def test_failures_of_records_queued_with_the_switch_are_reported():
+    writer, reader = RecordLayer(), RecordLayer()
+    writer.install_write(1, protection())
+    junk = push_record(APP, 0xFEFD, 1, 7, bytes(40))
+    assert reader.open_datagram(junk) == []
+    # the ChangeCipherSpec comes in a later datagram
+    assert len(reader.open_datagram(push_record(20, 0xFEFD, 0, 3, b"\x01"))) == 1
+    reader.install_read(1, protection())
+    assert reader.switch_failures == 0  # the junk came in an earlier datagram
+    other, reader2 = RecordLayer(), RecordLayer()
+    other.install_write(1, protection(salt=1))
+    assert reader2.open_datagram(other.seal(APP, b"wrong key")) == []
+    reader2.install_read(1, protection())
+    assert reader2.switch_failures == 1
 
 
 def test_queued_bad_records_dropped_at_install():
@@ -495,3 +513,42 @@ def test_interop_with_openssl(suite, ec_identity):
     client.bio_write(ours.seal(APP, b"hello from twisted_dtls") + ours.seal(APP, b"and again"))
     assert client.recv(1000) == b"hello from twisted_dtls"
     assert client.recv(1000) == b"and again"
+
+
+# -- the single-record path (one record per datagram, current epoch) -------
+
+
+def test_single_record_datagrams_replay_and_tamper():
+    """
+    One record per datagram (every application write) goes through the
+    record layer's fast path: the same checks and drop reasons apply.
+    """
+    writer, reader = protected_pair()
+    first, second = writer.seal(APP, b"one"), writer.seal(APP, b"two")
+    assert reader.open_datagram(second) == [OpenedRecord(APP, 1, 1, b"two")]
+    assert reader.open_datagram(first) == [OpenedRecord(APP, 1, 0, b"one")]
+    assert reader.open_datagram(second) == []
+    tampered = bytearray(writer.seal(APP, b"three"))
+    tampered[-1] ^= 1
+    assert reader.open_datagram(bytes(tampered)) == []
+    assert reader.drops == {"replayed": 1, "bad_tag": 1}
+    assert reader.auth_failures == 1
+    # The tampered record did not move the window: the genuine one opens.
+    assert reader.open_datagram(writer.seal(APP, b"four")) == [OpenedRecord(APP, 1, 3, b"four")]
+
+
+def test_single_record_of_previous_epoch_still_opens():
+    writer, reader = protected_pair()
+    old = writer.seal(APP, b"old epoch")
+    writer.install_write(2, protection(salt=5))
+    assert reader.install_read(2, protection(salt=5)) == []
+    assert reader.open_datagram(writer.seal(APP, b"new")) == [OpenedRecord(APP, 2, 0, b"new")]
+    assert reader.open_datagram(old) == [OpenedRecord(APP, 1, 0, b"old epoch")]
+
+
+def test_release_ciphers_keeps_the_association_working():
+    writer, reader = protected_pair()
+    assert reader.open_datagram(writer.seal(APP, b"before")) == [OpenedRecord(APP, 1, 0, b"before")]
+    writer.release_ciphers()
+    reader.release_ciphers()
+    assert reader.open_datagram(writer.seal(APP, b"after")) == [OpenedRecord(APP, 1, 1, b"after")]

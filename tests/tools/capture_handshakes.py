@@ -18,15 +18,13 @@ offered code points), so regenerating is safe.
 from __future__ import annotations
 
 import datetime
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto

@@ -14,7 +14,7 @@ import pytest
 
 from tests.twisted.clitools import REPOSITORY, environment
 
-DOCS = ["quickstart.md", "endpoints.md", "twistd.md", "port.md"]
+DOCS = ["quickstart.md", "endpoints.md", "twistd.md", "port.md", "features.md", "security.md", "engine.md"]
 
 
 def pythonBlocks(name: str) -> list[str]:

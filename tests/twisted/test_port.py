@@ -72,7 +72,9 @@ def test_defaultLimits(network, pki):
         10000, 1000, 60.0, 300.0
     )
     assert DEFAULT_LIMITS == {"maxConnections": 10000, "maxHandshakes": 1000, "handshakeTimeout": 60.0,
-                              "idleTimeout": 300.0}
+                              "idleTimeout": 300.0, "helloRate": 50.0, "helloBurst": 100,
+                              "maxHelloSources": 4096}
+    assert (port.helloLimiter.rate, port.helloLimiter.burst, port.helloLimiter.maxSources) == (50.0, 100, 4096)
 
 
 def test_invalidLimits(network, pki):

@@ -7,10 +7,17 @@ Reading past the end raises L{DecodeError}; a short slice is never returned.
 
 from __future__ import annotations
 
+import functools
+import struct
 from contextlib import contextmanager
 from typing import Iterator
 
 from .errors import DecodeError
+
+
+@functools.lru_cache(maxsize=64)
+def _unpack_uint16s(count: int) -> struct.Struct:
+    return struct.Struct(f">{count}H")
 
 
 class Buffer:
@@ -39,31 +46,53 @@ class Buffer:
     def tell(self) -> int:
         return self._pos
 
+    # Every handshake message and every ClientHello a listener answers is
+    # parsed through these, so each one does its bounds check and slicing
+    # inline rather than through a helper call.
+
+    def _short(self, n: int) -> DecodeError:
+        return DecodeError(f"need {n} bytes, {self._end - self._pos} left")
+
     def _take(self, n: int) -> int:
         pos = self._pos
         if n < 0 or pos + n > self._end:
-            raise DecodeError(f"need {n} bytes, {self._end - pos} left")
+            raise self._short(n)
         self._pos = pos + n
         return pos
 
     def pull_bytes(self, n: int) -> bytes:
-        pos = self._take(n)
-        return self._data[pos : pos + n]
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > self._end:
+            raise self._short(n)
+        self._pos = end
+        return self._data[pos:end]
 
     def pull_rest(self) -> bytes:
         return self.pull_bytes(self.remaining)
 
     def pull_uint8(self) -> int:
-        pos = self._take(1)
+        pos = self._pos
+        if pos >= self._end:
+            raise self._short(1)
+        self._pos = pos + 1
         return self._data[pos]
 
     def pull_uint16(self) -> int:
-        pos = self._take(2)
-        return int.from_bytes(self._data[pos : pos + 2], "big")
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise self._short(2)
+        self._pos = pos + 2
+        data = self._data
+        return (data[pos] << 8) | data[pos + 1]
 
     def pull_uint24(self) -> int:
-        pos = self._take(3)
-        return int.from_bytes(self._data[pos : pos + 3], "big")
+        pos = self._pos
+        if pos + 3 > self._end:
+            raise self._short(3)
+        self._pos = pos + 3
+        data = self._data
+        return (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
 
     def pull_uint32(self) -> int:
         pos = self._take(4)
@@ -87,10 +116,29 @@ class Buffer:
         Read a vector C{opaque x<minimum..maximum>} with a C{length_size}-byte
         length prefix.
         """
-        n = self._pull_length(length_size)
+        pos = self._pos
+        data = self._data
+        if length_size == 2:
+            if pos + 2 > self._end:
+                raise self._short(2)
+            n = (data[pos] << 8) | data[pos + 1]
+            pos += 2
+        elif length_size == 1:
+            if pos >= self._end:
+                raise self._short(1)
+            n = data[pos]
+            pos += 1
+        else:
+            n = self._pull_length(length_size)
+            pos = self._pos
+        self._pos = pos
         if n < minimum or (maximum is not None and n > maximum):
             raise DecodeError(f"vector length {n} outside {minimum}..{maximum}")
-        return self.pull_bytes(n)
+        end = pos + n
+        if end > self._end:
+            raise self._short(n)
+        self._pos = end
+        return data[pos:end]
 
     def pull_vector(self, length_size: int) -> "Buffer":
         """
@@ -104,11 +152,21 @@ class Buffer:
         """
         Read a length-prefixed list of fixed-width integers.
         """
-        inner = self.pull_vector(length_size)
-        if inner.remaining % item_size:
+        n = self._pull_length(length_size)
+        if n % item_size:
+            # Consume the vector first, so that a short one reports as short.
+            self._take(n)
             raise DecodeError("list length not a multiple of its item size")
-        pull = {1: inner.pull_uint8, 2: inner.pull_uint16, 3: inner.pull_uint24}[item_size]
-        return [pull() for _ in range(inner.remaining // item_size)]
+        pos = self._take(n)
+        count = n // item_size
+        if item_size == 2:
+            return list(_unpack_uint16s(count).unpack_from(self._data, pos))
+        if item_size == 1:
+            return list(self._data[pos : pos + n])
+        if item_size == 3:
+            data = self._data
+            return [int.from_bytes(data[i : i + 3], "big") for i in range(pos, pos + n, 3)]
+        raise KeyError(item_size)
 
     def expect_eof(self) -> None:
         if self._pos != self._end:

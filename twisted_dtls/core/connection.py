@@ -16,6 +16,7 @@ from __future__ import annotations
 from .configuration import DTLSConfiguration
 from .constants import (
     MAX_PLAINTEXT,
+    MAX_SEQUENCE_NUMBER,
     AlertDescription,
     AlertLevel,
     ContentType,
@@ -79,6 +80,8 @@ class DTLSConnection:
         "_peer_limit",
         "_session",
         "_secrets",
+        "_switched_here",
+        "_send_limit",
     )
 
     def __init__(self, configuration: DTLSConfiguration, is_client: bool, session=None):
@@ -127,6 +130,11 @@ class DTLSConnection:
         #: (prf hash, master secret, client random, server random), kept for
         #: the exporter once the handshake object is gone
         self._secrets: tuple | None = None
+        #: whether the datagram being processed installed new read keys
+        self._switched_here = False
+        #: (write epoch, datagram size, limit): L{max_send_size} of the
+        #: last time it was computed, or None
+        self._send_limit: tuple | None = None
 
     # -- state ------------------------------------------------------------------------
 
@@ -158,7 +166,16 @@ class DTLSConnection:
         """
         The largest application write that fits one record in one datagram.
         """
-        return min(self._peer_record_limit(), self._records.max_payload(self._max_datagram_size))
+        cached = self._send_limit
+        records = self._records
+        if cached is not None and cached[0] == records.write_epoch and cached[1] == self._max_datagram_size:
+            return cached[2]
+        limit = min(self._peer_record_limit(), records.max_payload(self._max_datagram_size))
+        if self._handshake is None:
+            # Until the handshake is over the peer's record size limit may
+            # still arrive; after it only the epoch and datagram size move.
+            self._send_limit = (records.write_epoch, self._max_datagram_size, limit)
+        return limit
 
     def _peer_record_limit(self) -> int:
         handshake = self._handshake
@@ -194,16 +211,23 @@ class DTLSConnection:
         self._now = now
         try:
             failures = self._records.auth_failures
+            self._switched_here = False
             self._work.extend(self._records.open_datagram(data))
-            if self._records.auth_failures != failures:
-                if self._awaiting_finished():
-                    # The peer's Finished does not decrypt under the keys we
-                    # derived: a wrong PSK or a broken key exchange. Silence
-                    # would leave both sides retransmitting until timeout.
+            # Records queued for the next epoch are opened while draining,
+            # when the ChangeCipherSpec installs their keys: count those too.
+            self._drain()
+            if self._records.auth_failures != failures and not self._closed:
+                if self._awaiting_finished() and self._switched_here and self._records.switch_failures:
+                    # A record of the new epoch that came in the same
+                    # datagram as the ChangeCipherSpec installing it is the
+                    # peer's own Finished, and it does not decrypt under the
+                    # keys we derived: a wrong PSK or a broken key exchange.
+                    # Silence would leave both sides retransmitting until
+                    # they time out. Failures in other datagrams may be
+                    # forged, and are discarded (RFC 6347 §4.1.2.7).
                     raise AlertError("peer's Finished failed authentication", AlertDescription.bad_record_mac)
                 if self._records.auth_failures > self.configuration.max_auth_failures:
                     raise AlertError("too many records failed authentication", AlertDescription.bad_record_mac)
-            self._drain()
         except AlertError as e:
             self._fail(e)
 
@@ -247,7 +271,31 @@ class DTLSConnection:
             raise ValueError(
                 f"a write of {len(data)} bytes does not fit one datagram: the limit is {limit} bytes"
             )
-        self._outgoing.append(self._records.seal(ContentType.application_data, bytes(data)))
+        self._outgoing.append(
+            self._records.seal(ContentType.application_data, data if type(data) is bytes else bytes(data))
+        )
+
+    def send_unchecked(self, data: bytes) -> None:
+        """
+        L{send} for a caller that has just checked C{data} (bytes) against
+        L{max_send_size} itself, such as the Twisted transport.
+
+        @raise ProtocolMisuseError: before the handshake completes or after
+            the connection closed.
+        """
+        if self._closed:
+            raise ProtocolMisuseError("the connection is closed")
+        if self.negotiated is None:
+            raise ProtocolMisuseError("the handshake has not completed")
+        self._outgoing.append(self._records.seal(ContentType.application_data, data))
+
+    def release_ciphers(self) -> None:
+        """
+        Drop the AEAD contexts of an idle association to save memory; each
+        is rebuilt when a record next needs it (see
+        L{RecordLayer.release_ciphers}).
+        """
+        self._records.release_ciphers()
 
     def close(self, alert: AlertDescription | None = None) -> None:
         """
@@ -353,6 +401,10 @@ class DTLSConnection:
         self._server_started = True
         if fragment.msg_type != HandshakeType.client_hello:
             raise AlertError("a connection must start with a ClientHello", AlertDescription.unexpected_message)
+        # The cookie does not cover these numbers and we continue from them:
+        # leave room for our own messages and records above them.
+        if fragment.message_seq > 0xFFFF - 16 or record.sequence_number > MAX_SEQUENCE_NUMBER - 0xFFFF:
+            raise AlertError("ClientHello numbering leaves no room to answer", AlertDescription.illegal_parameter)
         self._reassembler.next_seq = fragment.message_seq
         self._records.set_next_write_sequence(0, record.sequence_number)
 
@@ -452,6 +504,7 @@ class DTLSConnection:
         # Fragments buffered for later messages came in the old epoch; the
         # messages after ChangeCipherSpec must come in the new one.
         self._reassembler.clear()
+        self._switched_here = True
         self._work[0:0] = self._records.install_read(epoch, protection)
 
     def handshake_complete(self, parameters: NegotiatedParameters) -> None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .constants import DTLS_1_0, DTLS_1_2, MAX_CIPHERTEXT, MAX_PLAINTEXT, MAX_SEQUENCE_NUMBER, RECORD_HEADER_SIZE
+from .constants import DTLS_1_0, DTLS_1_2, MAX_PLAINTEXT, MAX_SEQUENCE_NUMBER, RECORD_HEADER_SIZE
 from .protection import RecordProtection
-from .records import KNOWN_CONTENT_TYPES, Record, pull_records, push_record
-from .records import _HEADER as _RECORD_HEADER
+from .records import HEADER_STRUCT, KNOWN_CONTENT_TYPES, Record, pull_records, push_record
 from .replay import ReplayWindow
 
 _ACCEPTED_VERSIONS = frozenset((DTLS_1_2, DTLS_1_0))
-_unpack_header = _RECORD_HEADER.unpack_from
+_unpack_header = HEADER_STRUCT.unpack_from
 
 
 @dataclass(slots=True)
@@ -37,11 +36,19 @@ class OpenedRecord:
 
 
 class _ReadState:
+    """
+    @ivar window: the replay window; C{None} for an unprotected epoch, where
+        anyone can forge any sequence number, so a window could only be
+        pushed forward by an attacker to make the real handshake look
+        replayed (duplicates there are harmless: the handshake discards
+        repeated messages by message_seq).
+    """
+
     __slots__ = ("protection", "window")
 
     def __init__(self, protection: RecordProtection | None):
         self.protection = protection
-        self.window = ReplayWindow()
+        self.window = None if protection is None else ReplayWindow()
 
 
 class _WriteState:
@@ -64,6 +71,10 @@ class RecordLayer:
     direction: a flight spanning ChangeCipherSpec is retransmitted with its
     original epochs (RFC 6347 §4.2.4 / §4.1).
 
+    Every established connection holds one of these, so the two live epochs
+    of each direction are plain slots rather than dictionaries: an idle
+    connection's footprint is mostly this object.
+
     @ivar read_epoch: the current read epoch.
     @ivar write_epoch: the current write epoch (default for L{seal}).
     @ivar version: the version written in record headers.
@@ -79,6 +90,24 @@ class RecordLayer:
     @ivar max_pending_records: bound of the next-epoch queue.
     """
 
+    __slots__ = (
+        "read_epoch",
+        "write_epoch",
+        "version",
+        "drops",
+        "auth_failures",
+        "max_pending_records",
+        "_read",
+        "_previous_read",
+        "_previous_read_epoch",
+        "_write",
+        "_previous_write",
+        "_previous_write_epoch",
+        "_pending",
+        "_queued_now",
+        "switch_failures",
+    )
+
     def __init__(self, max_pending_records: int = 16):
         self.read_epoch = 0
         self.write_epoch = 0
@@ -86,9 +115,20 @@ class RecordLayer:
         self.drops: Counter[str] = Counter()
         self.auth_failures = 0
         self.max_pending_records = max_pending_records
-        self._read: dict[int, _ReadState] = {0: _ReadState(None)}
-        self._write: dict[int, _WriteState] = {0: _WriteState(None)}
-        self._pending: list[Record] = []
+        self._read = _ReadState(None)
+        self._previous_read: _ReadState | None = None
+        self._previous_read_epoch = -1
+        self._write = _WriteState(None)
+        self._previous_write: _WriteState | None = None
+        self._previous_write_epoch = -1
+        #: next-epoch records; None (not an empty list) when there are none
+        self._pending: list[Record] | None = None
+        #: records queued for the next epoch by the current open_datagram
+        self._queued_now = 0
+        #: of the records opened by the last install_read, how many that
+        #: came in the same datagram as the call before it failed
+        #: authentication (the peer's own records under keys that differ)
+        self.switch_failures = 0
 
     # -- writing -------------------------------------------------------------
 
@@ -103,7 +143,8 @@ class RecordLayer:
         """
         if not self.write_epoch < epoch <= 0xFFFF:
             raise ValueError(f"new write epoch {epoch} must be above {self.write_epoch} and fit 16 bits")
-        self._write = {self.write_epoch: self._write[self.write_epoch], epoch: _WriteState(protection)}
+        self._previous_write, self._previous_write_epoch = self._write, self.write_epoch
+        self._write = _WriteState(protection)
         self.write_epoch = epoch
 
     def discard_previous_write_epoch(self) -> None:
@@ -111,7 +152,7 @@ class RecordLayer:
         Forget the keys of the previous write epoch once no flight needs
         them any more.
         """
-        self._write = {self.write_epoch: self._write[self.write_epoch]}
+        self._previous_write, self._previous_write_epoch = None, -1
 
     def set_next_write_sequence(self, epoch: int, sequence_number: int) -> None:
         """
@@ -142,13 +183,13 @@ class RecordLayer:
             sequence number space is used up (RFC 6347 §4.1: a new epoch
             is needed; wrapping would reuse AEAD nonces).
         """
-        if epoch is None:
+        if epoch is None or epoch == self.write_epoch:
             epoch = self.write_epoch
+            state = self._write
+        else:
+            state = self._write_state(epoch)
         if len(payload) > MAX_PLAINTEXT:
             raise ValueError(f"record payload of {len(payload)} bytes exceeds {MAX_PLAINTEXT}")
-        state = self._write.get(epoch)
-        if state is None:
-            state = self._write_state(epoch)  # raises the ValueError
         sequence_number = state.next_sequence_number
         if sequence_number > MAX_SEQUENCE_NUMBER:
             raise ValueError(f"sequence numbers of epoch {epoch} exhausted")
@@ -165,25 +206,48 @@ class RecordLayer:
             C{datagram_size - 13 - overhead}, limited to 0..2^14.
         @raise ValueError: C{epoch} is not live.
         """
-        protection = self._write_state(self.write_epoch if epoch is None else epoch).protection
-        overhead = 0 if protection is None else protection.overhead
-        return max(0, min(MAX_PLAINTEXT, datagram_size - RECORD_HEADER_SIZE - overhead))
+        state = self._write if epoch is None else self._write_state(epoch)
+        protection = state.protection
+        size = datagram_size - RECORD_HEADER_SIZE - (0 if protection is None else protection.overhead)
+        if size <= 0:
+            return 0
+        return MAX_PLAINTEXT if size > MAX_PLAINTEXT else size
 
     def overhead(self, epoch: int | None = None) -> int:
         """
         @return: the bytes protection adds to a record of write epoch
             C{epoch} (default L{write_epoch}), header excluded.
         """
-        protection = self._write_state(self.write_epoch if epoch is None else epoch).protection
+        protection = (self._write if epoch is None else self._write_state(epoch)).protection
         return 0 if protection is None else protection.overhead
 
     def _write_state(self, epoch: int) -> _WriteState:
-        state = self._write.get(epoch)
-        if state is None:
-            raise ValueError(f"epoch {epoch} is not a live write epoch (live: {sorted(self._write)})")
-        return state
+        if epoch == self.write_epoch:
+            return self._write
+        if epoch == self._previous_write_epoch and self._previous_write is not None:
+            return self._previous_write
+        live = sorted(e for e in (self._previous_write_epoch, self.write_epoch) if e >= 0)
+        raise ValueError(f"epoch {epoch} is not a live write epoch (live: {live})")
+
+    def release_ciphers(self) -> None:
+        """
+        Let an idle association drop its AEAD contexts (see
+        L{RecordProtection.release}); each is rebuilt when a record next
+        needs it. For a caller that knows the association is quiet, such as
+        a transport's idle timer.
+        """
+        for state in (self._read, self._previous_read, self._write, self._previous_write):
+            if state is not None and state.protection is not None:
+                state.protection.release()
 
     # -- reading -------------------------------------------------------------
+
+    def _read_state(self, epoch: int) -> _ReadState | None:
+        if epoch == self.read_epoch:
+            return self._read
+        if epoch == self._previous_read_epoch and epoch >= 0:
+            return self._previous_read
+        return None
 
     def install_read(self, epoch: int, protection: RecordProtection | None) -> list[OpenedRecord]:
         """
@@ -200,17 +264,24 @@ class RecordLayer:
         if not self.read_epoch < epoch <= 0xFFFF:
             raise ValueError(f"new read epoch {epoch} must be above {self.read_epoch} and fit 16 bits")
         state = _ReadState(protection)
-        self._read = {self.read_epoch: self._read[self.read_epoch], epoch: state}
+        self._previous_read, self._previous_read_epoch = self._read, self.read_epoch
+        self._read = state
         self.read_epoch = epoch
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending or [], None
         opened: list[OpenedRecord] = []
-        for record in pending:
+        same_datagram_from = len(pending) - self._queued_now
+        self.switch_failures = 0
+        for index, record in enumerate(pending):
             if record.epoch != epoch:
                 self.drops["unknown_epoch"] += 1
                 continue
+            failures = self.auth_failures
             result = self._open(state, record)
             if result is not None:
                 opened.append(result)
+            elif index >= same_datagram_from and self.auth_failures != failures:
+                self.switch_failures += 1
+        self._queued_now = 0
         return opened
 
     def discard_previous_read_epoch(self) -> None:
@@ -219,7 +290,7 @@ class RecordLayer:
         once the handshake is over and its retransmissions no longer
         matter).
         """
-        self._read = {self.read_epoch: self._read[self.read_epoch]}
+        self._previous_read, self._previous_read_epoch = None, -1
 
     def open_datagram(self, datagram: bytes) -> list[OpenedRecord]:
         """
@@ -230,33 +301,50 @@ class RecordLayer:
         (bounded by L{max_pending_records}) until L{install_read}; anything
         else is dropped and counted in L{drops}. Never raises.
         """
-        # Fast path: one whole record of a protected live epoch, which is
-        # what every application datagram is. Anything unusual takes the
-        # general path below, which applies every check in order.
+        self._queued_now = 0
+        # Fast path: one whole record of the current, protected read epoch,
+        # which is what every application datagram is. Anything else takes
+        # the general path below, which applies every check in order.
         end = len(datagram)
         if end > RECORD_HEADER_SIZE:
             content_type, version, seq_num, length = _unpack_header(datagram, 0)
+            state = self._read
             if (
                 length + RECORD_HEADER_SIZE == end
+                and seq_num >> 48 == self.read_epoch
+                and state.window is not None
                 and content_type in KNOWN_CONTENT_TYPES
                 and version in _ACCEPTED_VERSIONS
-                and length <= MAX_CIPHERTEXT
+                # a fragment this short cannot hide a plaintext over 2^14
+                and length <= MAX_PLAINTEXT
             ):
-                epoch = seq_num >> 48
-                state = self._read.get(epoch)
-                if state is not None and state.protection is not None:
-                    result = self._open_protected(
-                        state, content_type, version, epoch, seq_num & MAX_SEQUENCE_NUMBER, datagram[RECORD_HEADER_SIZE:]
-                    )
-                    return [] if result is None else [result]
+                sequence_number = seq_num & MAX_SEQUENCE_NUMBER
+                window = state.window
+                # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
+                # The next record in order (nearly every record) needs no
+                # window lookup; anything else asks the window.
+                in_order = sequence_number == window._highest + 1
+                if not in_order and not window.is_acceptable(sequence_number):
+                    self.drops["replayed"] += 1
+                    return []
+                data = state.protection.open_record(content_type, version, seq_num, datagram)
+                if data is None:
+                    self.auth_failures += 1
+                    self.drops["bad_tag"] += 1
+                    return []
+                if in_order:
+                    window._bitmap = ((window._bitmap << 1) | 1) & window._mask
+                    window._highest = sequence_number
+                else:
+                    window.mark(sequence_number)
+                return [OpenedRecord(content_type, self.read_epoch, sequence_number, data)]
         records, reason = pull_records(datagram)
         opened: list[OpenedRecord] = []
-        read = self._read
         for record in records:
             if record.version not in _ACCEPTED_VERSIONS:
                 self.drops["bad_version"] += 1
                 continue
-            state = read.get(record.epoch)
+            state = self._read_state(record.epoch)
             if state is not None:
                 result = self._open(state, record)
                 if result is not None:
@@ -264,10 +352,17 @@ class RecordLayer:
             elif record.epoch == self.read_epoch + 1:
                 # RFC 6347 §4.1: records of the next epoch may overtake the
                 # ChangeCipherSpec/Finished that enables their keys.
-                if len(self._pending) < self.max_pending_records:
-                    self._pending.append(record)
-                else:
+                if self._pending is None:
+                    self._pending = []
+                if len(self._pending) >= self.max_pending_records:
+                    # Keep the newest: the peer's real records come last,
+                    # right before its ChangeCipherSpec; junk that filled
+                    # the queue earlier must not crowd them out.
+                    self._pending.pop(0)
+                    self._queued_now = min(self._queued_now, len(self._pending))
                     self.drops["queue_full"] += 1
+                self._pending.append(record)
+                self._queued_now += 1
             else:
                 self.drops["unknown_epoch"] += 1
         if reason is not None:
@@ -278,29 +373,18 @@ class RecordLayer:
         sequence_number = record.sequence_number
         protection = state.protection
         if protection is None:
-            # Epoch 0 is unauthenticated: anyone can forge a record with any
-            # sequence number, so a replay window there could only be pushed
-            # forward by an attacker to make the real handshake look
-            # replayed. Duplicates are harmless at this layer (the handshake
-            # discards repeated messages by message_seq).
+            # Epoch 0 is unauthenticated: no replay window (see _ReadState).
             data = record.fragment
             if len(data) > MAX_PLAINTEXT:
                 self.drops["too_long"] += 1
                 return None
             return OpenedRecord(record.content_type, record.epoch, sequence_number, data)
-        return self._open_protected(
-            state, record.content_type, record.version, record.epoch, sequence_number, record.fragment
-        )
-
-    def _open_protected(
-        self, state: _ReadState, content_type: int, version: int, epoch: int, sequence_number: int, fragment
-    ) -> OpenedRecord | None:
         window = state.window
         # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
         if not window.is_acceptable(sequence_number):
             self.drops["replayed"] += 1
             return None
-        data = state.protection.open(content_type, version, epoch, sequence_number, fragment)
+        data = protection.open(record.content_type, record.version, record.epoch, sequence_number, record.fragment)
         if data is None:
             self.auth_failures += 1
             self.drops["bad_tag"] += 1
@@ -310,4 +394,4 @@ class RecordLayer:
             self.drops["too_long"] += 1
             return None
         window.mark(sequence_number)
-        return OpenedRecord(content_type, epoch, sequence_number, data)
+        return OpenedRecord(record.content_type, record.epoch, sequence_number, data)

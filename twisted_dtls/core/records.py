@@ -27,6 +27,9 @@ from .constants import MAX_CIPHERTEXT, RECORD_HEADER_SIZE, ContentType
 # The 16-bit epoch and 48-bit sequence number are read as one 64-bit value:
 # it is the seq_num of RFC 6347 §4.1.2.1 (epoch || sequence_number) anyway.
 _HEADER = struct.Struct(">BHQH")
+#: The record header as one struct: type, version, epoch || sequence_number
+#: (64 bits), length; for the record layer's single-record fast path.
+HEADER_STRUCT = _HEADER
 _SEQUENCE_MASK = (1 << 48) - 1
 
 #: Content types accepted by L{pull_records} (RFC 5246 §6.2.1).

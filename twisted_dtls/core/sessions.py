@@ -56,8 +56,12 @@ def encode_session(session: Session) -> bytes:
     buf.push_uint8(1 if session.extended_master_secret else 0)
     buf.push_opaque(1, session.master_secret)
     buf.push_uint48(int(session.created))
-    buf.push_opaque(1, (session.alpn_protocol or "").encode("latin-1"))
-    buf.push_opaque(1, (session.server_name or "").encode("idna") if session.server_name else b"")
+    alpn = (session.alpn_protocol or "").encode("latin-1", "replace")
+    buf.push_opaque(1, alpn if len(alpn) < 256 else b"")
+    # The name came from SNI, which is ASCII (RFC 6066 §3); a name that
+    # would not fit the field is simply not remembered.
+    name = (session.server_name or "").encode("ascii", "replace")
+    buf.push_opaque(1, name if len(name) < 256 else b"")
     with buf.push_block(3):
         for der in session.peer_certificates:
             buf.push_opaque(3, der)
