@@ -367,7 +367,10 @@ def _mutations(flight: list[str]) -> list[tuple[str, list[str]]]:
 #: for one reordered ahead of its flight and dropped (RFC 6347 §4.1: records
 #: may be reordered; the server retransmits it with its flight).
 _SILENT = {
-    "omit server_hello_done", "omit finished", "swap server_hello_done/ccs", "omit server_hello", "swap server_hello/ccs"
+    "omit server_hello", "omit server_hello_done", "omit finished",
+    "swap server_hello/ccs", "swap server_hello_done/ccs", "swap new_session_ticket/ccs",
+    # the ChangeCipherSpec then looks reordered ahead of the ticket
+    "omit new_session_ticket",
 }
 
 #: The alerts for a malformed message of a type the client does expect at
@@ -399,14 +402,8 @@ BASES = {
     "ticket": (WITH_TICKET, {"ticket_extension": True}),
 }
 
-#: Known engine bugs: deviations the client accepts although an RFC forbids
-#: them (each has a strict xfail test below that flips when it is fixed).
-_KNOWN_ACCEPTED = {
-    # RFC 5077 §3.3: NewSessionTicket MUST be sent when ServerHello carried
-    # the extension; the client goes on to ChangeCipherSpec without it.
-    ("ticket", "omit new_session_ticket"),
-    ("resumed_ticket", "omit new_session_ticket"),
-}
+#: Deviations the client accepts although an RFC forbids them: none.
+_KNOWN_ACCEPTED: set[tuple[str, str]] = set()
 
 
 def _outcome(base_name: str, script: list[str]) -> ClientUnderTest:
@@ -439,13 +436,11 @@ def test_client_refuses_every_single_deviation(base_name):
     assert wrong_alert == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: NewSessionTicket omitted after the session_ticket extension "
-                   "is accepted (RFC 5077 §3.3); see ClientState.WAIT_NEW_SESSION_TICKET")
 @pytest.mark.parametrize("base_name", ["ticket", "resumed_ticket"])
 def test_new_session_ticket_is_required_after_the_extension(base_name):
     script = [s for s in BASES[base_name][0] if s != "new_session_ticket"]
-    # Fixed, the epoch-0 ChangeCipherSpec is dropped as one reordered ahead
-    # of the NewSessionTicket, and the client waits for that (no alert).
+    # RFC 5077 §3.3: the epoch-0 ChangeCipherSpec is dropped as one
+    # reordered ahead of the NewSessionTicket, and the client waits for that.
     assertRefused(_outcome(base_name, script))
 
 

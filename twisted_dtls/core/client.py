@@ -100,10 +100,9 @@ class ClientHandshake(Handshake):
             _MH.server_hello_done: "on_server_hello_done",
         },
         ClientState.WAIT_SERVER_HELLO_DONE: {_MH.server_hello_done: "on_server_hello_done"},
-        ClientState.WAIT_NEW_SESSION_TICKET: {
-            _MH.new_session_ticket: "on_new_session_ticket",
-            CHANGE_CIPHER_SPEC: "on_change_cipher_spec",
-        },
+        # RFC 5077 §3.3: after the extension in ServerHello the ticket is
+        # mandatory, so ChangeCipherSpec is not allowed in its place.
+        ClientState.WAIT_NEW_SESSION_TICKET: {_MH.new_session_ticket: "on_new_session_ticket"},
         ClientState.WAIT_CHANGE_CIPHER_SPEC: {CHANGE_CIPHER_SPEC: "on_change_cipher_spec"},
         ClientState.WAIT_FINISHED: {_MH.finished: "on_finished"},
         ClientState.ESTABLISHED: {},
