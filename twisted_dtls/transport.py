@@ -214,7 +214,7 @@ class DTLSTransport:
     #: Seconds without a datagram from the peer after which an established
     #: connection lets its engine drop the AEAD contexts (rebuilt when the
     #: next record needs them); None keeps them for the connection's life.
-    cipherReleaseAfter: Optional[float] = 30.0
+    cipherReleaseAfter: Optional[float] = None
 
     # Many of these are held at once: no per-instance dict unless an
     # application adds attributes of its own.
@@ -354,9 +354,11 @@ class DTLSTransport:
                     else:
                         self._handleEvent(event)
                     # What the handler queued (an echo's reply) goes out on
-                    # the next turn; the engine queues nothing else unasked.
+                    # the next turn.
                     continue
-                if not datagrams and not self._pumpAgain:
+                # Sending touches no engine state, so nothing new can be
+                # queued now unless something called in while we pumped.
+                if not self._pumpAgain:
                     break
         except Exception:
             self._pumping = False
@@ -786,6 +788,10 @@ class DTLSServerTransport(DTLSTransport):
     """
 
     __slots__ = ("_port", "_udpAddress", "clientRandom")
+
+    #: A server may hold many quiet peers; their AEAD contexts are most of
+    #: what each costs in memory.
+    cipherReleaseAfter: Optional[float] = 30.0
 
     def __init__(self, port, connection, peerAddress, handshakeTimeout, idleTimeout, clientRandom: bytes = b"",
                  udpAddress: Optional[tuple] = None):

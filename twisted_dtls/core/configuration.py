@@ -148,10 +148,26 @@ class DTLSConfiguration:
     #: replaceable so that tests can run on a fixed date.
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
 
+    def __setattr__(self, name: str, value) -> None:
+        # Any change of a setting forgets which roles were validated.
+        self.__dict__.pop("_validated_roles", None)
+        object.__setattr__(self, name, value)
+
     def validate(self, is_client: bool) -> None:
         """
         @raise ConfigurationError: if the settings cannot work for this role.
+
+        A success is remembered per role until a setting is assigned again
+        (every new connection validates its configuration; the answer only
+        changes with it). Sequences changed in place are not noticed.
         """
+        validated = self.__dict__.get("_validated_roles")
+        if validated is not None and is_client in validated:
+            return
+        self._validate(is_client)
+        self.__dict__["_validated_roles"] = (validated or frozenset()) | {is_client}
+
+    def _validate(self, is_client: bool) -> None:
         if not self.cipher_suites:
             raise ConfigurationError("no cipher suites configured")
         for suite in self.cipher_suites:

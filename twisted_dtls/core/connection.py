@@ -132,9 +132,9 @@ class DTLSConnection:
         self._secrets: tuple | None = None
         #: whether the datagram being processed installed new read keys
         self._switched_here = False
-        #: (write epoch, datagram size, limit): L{max_send_size} of the
-        #: last time it was computed, or None
-        self._send_limit: tuple | None = None
+        #: L{max_send_size} once the handshake is over (-1: not computed);
+        #: reset when the write epoch or the datagram size changes
+        self._send_limit = -1
 
     # -- state ------------------------------------------------------------------------
 
@@ -166,15 +166,14 @@ class DTLSConnection:
         """
         The largest application write that fits one record in one datagram.
         """
-        cached = self._send_limit
-        records = self._records
-        if cached is not None and cached[0] == records.write_epoch and cached[1] == self._max_datagram_size:
-            return cached[2]
-        limit = min(self._peer_record_limit(), records.max_payload(self._max_datagram_size))
+        limit = self._send_limit
+        if limit >= 0:
+            return limit
+        limit = min(self._peer_record_limit(), self._records.max_payload(self._max_datagram_size))
         if self._handshake is None:
             # Until the handshake is over the peer's record size limit may
             # still arrive; after it only the epoch and datagram size move.
-            self._send_limit = (records.write_epoch, self._max_datagram_size, limit)
+            self._send_limit = limit
         return limit
 
     def _peer_record_limit(self) -> int:
@@ -251,6 +250,7 @@ class DTLSConnection:
             # Repeated silence may mean our datagrams exceed the path MTU
             # and are being lost whole: halve them, down to the floor.
             self._max_datagram_size = max(config.min_datagram_size, self._max_datagram_size // 2)
+            self._send_limit = -1
         self._transmit_flight()
 
     def send(self, data: bytes) -> None:
@@ -499,6 +499,7 @@ class DTLSConnection:
 
     def install_write(self, epoch: int, protection: RecordProtection) -> None:
         self._records.install_write(epoch, protection)
+        self._send_limit = -1
 
     def install_read(self, epoch: int, protection: RecordProtection) -> None:
         # Fragments buffered for later messages came in the old epoch; the

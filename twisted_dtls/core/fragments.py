@@ -13,11 +13,27 @@ messages are capped, and only a small window of future messages is kept.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Iterable
 
 from .constants import HANDSHAKE_HEADER_SIZE, MAX_PLAINTEXT, RECORD_HEADER_SIZE, ContentType
-from .messages import HandshakeFragment, push_handshake_fragment
+from .messages import HandshakeFragment, push_handshake_fragment  # noqa: F401 (re-exported)
+
+# The 12-byte handshake header (RFC 6347 §4.2.2): msg_type and the uint24
+# length, message_seq, then the uint24 fragment_offset split as 2 + 1 bytes
+# so that its low byte and the uint24 fragment_length share a uint32.
+_HEADER = struct.Struct(">IHHI")
+
+
+def handshake_header(msg_type: int, length: int, message_seq: int, offset: int, fragment_length: int) -> bytes:
+    """
+    The 12-byte DTLS handshake header (RFC 6347 §4.2.2), as
+    L{push_handshake_fragment} writes it.
+    """
+    return _HEADER.pack(
+        (msg_type << 24) | length, message_seq, offset >> 8, ((offset & 0xFF) << 24) | fragment_length
+    )
 
 
 @dataclass(slots=True)
@@ -240,8 +256,9 @@ def pack_flight(
                     continue
                 space = 1
             chunk = min(space, remaining)
-            fragment = HandshakeFragment(item.msg_type, length, item.message_seq, offset, body[offset : offset + chunk])
-            current += seal(ContentType.handshake, push_handshake_fragment(fragment), item.epoch)
+            header = handshake_header(item.msg_type, length, item.message_seq, offset, chunk)
+            piece = body if chunk == length else body[offset : offset + chunk]
+            current += seal(ContentType.handshake, header + piece, item.epoch)
             offset += chunk
             if offset >= length:
                 break

@@ -21,8 +21,7 @@ from .buffer import Buffer
 from .configuration import DTLSConfiguration
 from .constants import DTLS_1_2, AlertDescription, ContentType, HandshakeType
 from .errors import AlertError, DecodeError, UnexpectedMessage
-from .fragments import FlightItem
-from .messages import encode_handshake
+from .fragments import FlightItem, handshake_header
 from .protection import RecordProtection
 from .suites import CipherSuiteInfo
 
@@ -131,7 +130,9 @@ class Handshake:
             label = "ChangeCipherSpec" if msg_type == CHANGE_CIPHER_SPEC else _message_name(msg_type)
             raise UnexpectedMessage(f"{label} not allowed in state {self.state.name}")
         if msg_type != CHANGE_CIPHER_SPEC:
-            raw = encode_handshake(msg_type, message_seq, body)
+            # RFC 6347 §4.2.6: hashed as one unfragmented message.
+            length = len(body)
+            raw = handshake_header(msg_type, length, message_seq, 0, length) + body
             # Finished is hashed after it is checked: its own verify_data
             # covers the messages before it only.
             if msg_type != HandshakeType.finished:
@@ -151,8 +152,10 @@ class Handshake:
         """
         seq = self.next_send_seq
         self.next_send_seq += 1
-        if msg_type not in (HandshakeType.hello_verify_request,):
-            self.transcript += encode_handshake(msg_type, seq, body)
+        if msg_type != HandshakeType.hello_verify_request:
+            length = len(body)
+            self.transcript += handshake_header(msg_type, length, seq, 0, length)
+            self.transcript += body
         return FlightItem(epoch, ContentType.handshake, msg_type, seq, body)
 
     @staticmethod

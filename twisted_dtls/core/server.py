@@ -70,6 +70,47 @@ from .messages import (
 from .sessions import Session
 from .suites import CIPHER_SUITES, KeyExchange
 
+#: Entries kept by each per-process cache below before it starts over.
+_CACHE_SIZE = 64
+#: id of each certificate of a chain -> (the chain, the Certificate body).
+#: Holding the chain keeps the ids from being reused by other objects.
+_certificate_bodies: dict[tuple, tuple] = {}
+#: (id of the key, client's schemes, ours) -> (the key, the chosen scheme)
+_chosen_schemes: dict[tuple, tuple] = {}
+
+
+def _certificate_body(chain) -> bytes:
+    """
+    The Certificate message body (RFC 5246 §7.4.2) for C{chain}: the same
+    for every handshake that uses this chain, so encoded once.
+    """
+    key = tuple(map(id, chain))
+    hit = _certificate_bodies.get(key)
+    if hit is not None:
+        return hit[1]
+    body = encode(push_certificate, Certificate([c.public_bytes(Encoding.DER) for c in chain]))
+    if len(_certificate_bodies) >= _CACHE_SIZE:
+        _certificate_bodies.clear()
+    _certificate_bodies[key] = (tuple(chain), body)
+    return body
+
+
+def _choose_scheme(private_key, offered, ours) -> int:
+    """
+    L{signatures.choose_scheme}, remembered for a key and the lists it was
+    chosen from (clients of one kind send the same list every time). A
+    failure is not remembered: it raises every time.
+    """
+    key = (id(private_key), tuple(offered), None if ours is None else tuple(ours))
+    hit = _chosen_schemes.get(key)
+    if hit is not None:
+        return hit[1]
+    scheme = signatures.choose_scheme(private_key, offered, ours)
+    if len(_chosen_schemes) >= _CACHE_SIZE:
+        _chosen_schemes.clear()
+    _chosen_schemes[key] = (private_key, scheme)
+    return scheme
+
 _MH = HandshakeType
 
 
@@ -190,9 +231,8 @@ class ServerHandshake(Handshake):
             self.key_share = KeyShare(group)
             params = ServerECDHParams(group, self.key_share.public_bytes)
         if kx.uses_certificates:
-            certificate = Certificate([c.public_bytes(Encoding.DER) for c in self.chain])
-            items.append(self.message(_MH.certificate, encode(push_certificate, certificate), epoch=0))
-            scheme = signatures.choose_scheme(self.private_key, self.offered_schemes, self.config.signature_schemes)
+            items.append(self.message(_MH.certificate, _certificate_body(self.chain), epoch=0))
+            scheme = _choose_scheme(self.private_key, self.offered_schemes, self.config.signature_schemes)
             signature = signatures.sign(
                 self.private_key,
                 scheme,
@@ -322,7 +362,7 @@ class ServerHandshake(Handshake):
                 continue
             if info.key_exchange.uses_certificates:
                 try:
-                    signatures.choose_scheme(key, self.offered_schemes, self.config.signature_schemes)
+                    _choose_scheme(key, self.offered_schemes, self.config.signature_schemes)
                 except AlertError:
                     continue
             return suite
