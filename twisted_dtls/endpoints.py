@@ -65,7 +65,7 @@ from twisted_dtls.credentials import (
     systemTrustRoots,
 )
 from twisted_dtls.port import DEFAULT_LIMITS, DTLSPort
-from twisted_dtls.secretfiles import CookieSecretFile, TicketKeyFile
+from twisted_dtls.secretfiles import CookieSecretFile, TicketKeyFile, readSecretFile
 
 __all__ = [
     "DTLSServerEndpoint",
@@ -363,17 +363,6 @@ def parseSRTPProfiles(value: str) -> tuple[SRTPProtectionProfile, ...]:
     return tuple(dict.fromkeys(_SRTP_NAMES[n.upper()] for n in names))
 
 
-def _readSecretFile(name: str, path: str, minimum: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            secret = f.read().strip()
-    except OSError as e:
-        raise ValueError(f"cannot read {name} {path!r}: {e.strerror or e}") from None
-    if len(secret) < minimum:
-        raise ValueError(f"{name} {path!r} holds {len(secret)} bytes; at least {minimum} are needed")
-    return secret
-
-
 def _commonConfiguration(kwargs: dict) -> dict:
     """
     The options whose meaning is the same for both roles.
@@ -459,7 +448,7 @@ def _usesCertificates(suites) -> bool:
 
 
 def _readCookieSecret(path: str) -> bytes:
-    return _readSecretFile("cookieSecretFile", path, MIN_COOKIE_SECRET)
+    return readSecretFile(path, "cookieSecretFile", MIN_COOKIE_SECRET)
 
 
 def _buildServer(reactor, args, kwargs, defaultCredentials: Optional[ServerCredentials] = None) -> DTLSServerEndpoint:
