@@ -45,7 +45,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from twisted_dtls.core import extensions as ext
 from twisted_dtls.core import prf, signatures
-from twisted_dtls.core.buffer import Buffer
 from twisted_dtls.core.constants import (
     DTLS_1_2,
     AlertDescription,
@@ -83,22 +82,10 @@ from twisted_dtls.core.messages import (
 from twisted_dtls.core.protection import RecordProtection
 from twisted_dtls.core.records import pull_records, push_record
 from twisted_dtls.core.suites import CIPHER_SUITES
+from twisted_dtls.core.handshake import decode as _decode, encode as _encode
 
 SUITE = CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
 APPLICATION_DATA = b"attack"
-
-
-def _encode(push, message) -> bytes:
-    buf = Buffer()
-    push(buf, message)
-    return buf.output
-
-
-def _decode(pull, body: bytes):
-    buf = Buffer(body)
-    message = pull(buf)
-    buf.expect_eof()
-    return message
 
 
 @dataclass

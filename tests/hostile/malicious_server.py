@@ -55,7 +55,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from twisted_dtls.core import extensions as ext
 from twisted_dtls.core import prf, signatures
-from twisted_dtls.core.buffer import Buffer
 from twisted_dtls.core.constants import (
     DTLS_1_2,
     AlertDescription,
@@ -95,6 +94,7 @@ from twisted_dtls.core.messages import (
 from twisted_dtls.core.protection import RecordProtection
 from twisted_dtls.core.records import pull_records, push_record
 from twisted_dtls.core.suites import CIPHER_SUITES
+from twisted_dtls.core.handshake import decode as _decode, encode as _encode
 
 SUITE = CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
 APPLICATION_DATA = b"from a hostile server"
@@ -102,19 +102,6 @@ APPLICATION_DATA = b"from a hostile server"
 #: The correct server flights of a full ECDHE-ECDSA handshake.
 FLIGHT_4 = ["server_hello", "certificate", "server_key_exchange", "server_hello_done"]
 FLIGHT_6 = ["ccs", "finished"]
-
-
-def _encode(push, message) -> bytes:
-    buf = Buffer()
-    push(buf, message)
-    return buf.output
-
-
-def _decode(pull, body: bytes):
-    buf = Buffer(body)
-    message = pull(buf)
-    buf.expect_eof()
-    return message
 
 
 @dataclass
