@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 
 from zope.interface import implementer
 
-from twisted.internet import error
+from twisted.internet import error, udp
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort
@@ -69,6 +69,7 @@ DEFAULT_LIMITS = {
 _RECORD_HEADER = 13
 _RANDOM_START = _RECORD_HEADER + 12 + 2
 _RANDOM_END = _RANDOM_START + 32
+_HANDSHAKE_CONTENT_TYPE = 22
 
 
 def _sourceKey(host: str) -> str:
@@ -121,7 +122,7 @@ class HelloRateLimiter:
         @return: False if the bucket is empty (the datagram should be
             dropped without being looked at).
         """
-        key = _sourceKey(host)
+        key = host if ":" not in host else _sourceKey(host)
         buckets = self._buckets
         bucket = buckets.get(key)
         if bucket is None:
@@ -146,7 +147,7 @@ def _clientRandom(datagram: bytes) -> bytes:
     """
     if (
         len(datagram) >= _RANDOM_END
-        and datagram[0] == 22  # handshake
+        and datagram[0] == _HANDSHAKE_CONTENT_TYPE
         and datagram[3] == 0
         and datagram[4] == 0  # epoch 0
         and datagram[_RECORD_HEADER] == 1  # client_hello
@@ -375,6 +376,7 @@ class DTLSPort:
         self._restarts: dict[tuple, DTLSServerTransport] = {}
         self._handshaking: set[DTLSServerTransport] = set()
         self._udp = None
+        self._socketSendTo = None
         self._hostAddress = None
 
     def __repr__(self) -> str:
@@ -398,6 +400,11 @@ class DTLSPort:
             self._udp = self._reactor.listenUDP(
                 self._portNumber, _PortProtocol(self), interface=self._interface, maxPacketSize=self._maxPacketSize
             )
+        # Every address the port sends to is one a datagram came from, so
+        # udp.Port.write's checks that it is an IP literal of the socket's
+        # family (a large share of a small datagram's cost) are already
+        # true: send on the socket directly when there is one.
+        self._socketSendTo = self._udp.socket.sendto if isinstance(self._udp, udp.Port) else None
         for watcher in self._watchers:
             watcher.start()
         host = self._udp.getHost()
@@ -419,8 +426,9 @@ class DTLSPort:
                 transport.abortConnection()
         for watcher in self._watchers:
             watcher.stop()
-        udp, self._udp = self._udp, None
-        d = maybeDeferred(udp.stopListening)
+        udpPort, self._udp = self._udp, None
+        self._socketSendTo = None
+        d = maybeDeferred(udpPort.stopListening)
         d.addCallback(lambda _: self.factory.doStop())
         return d
 
@@ -456,11 +464,24 @@ class DTLSPort:
         if len(datagram) >= self._maxPacketSize:
             stats.drops["truncated"] += 1
             return
-        key = (addr[0], addr[1])
+        # udp.Port gives (host, port) already; anything longer (IPv6 flow
+        # and scope) is not part of the peer's identity.
+        key = addr if len(addr) == 2 and type(addr) is tuple else (addr[0], addr[1])
         transport = self._connections.get(key)
         if transport is None:
             self._firstDatagram(datagram, key)
             return
+        if self._restarts or (datagram and datagram[0] == _HANDSHAKE_CONTENT_TYPE):
+            self._knownPeerHandshake(transport, datagram, key)
+            return
+        transport.datagramReceived(datagram)
+
+    def _knownPeerHandshake(self, transport: DTLSServerTransport, datagram: bytes, key: tuple) -> None:
+        """
+        A handshake record from a connected address, or any datagram while
+        that address has a restart in progress: it may be a new
+        ClientHello (RFC 6347 §4.2.8).
+        """
         random = _clientRandom(datagram)
         restart = self._restarts.get(key) if self._restarts else None
         if random and random != transport.clientRandom and (restart is None or random != restart.clientRandom):
@@ -498,7 +519,7 @@ class DTLSPort:
         if not allowed:
             stats.drops["rate_limited"] += 1
             return
-        verdict = self._examine(datagram, key, now)
+        verdict = examine_first_datagram(datagram, key, self._cookies, now)
         kind = verdict.verdict
         if kind is Verdict.HELLO_VERIFY:
             stats.helloVerifyRequestsSent += 1
@@ -577,11 +598,16 @@ class DTLSPort:
         stats.restartsPending = len(self._restarts)
 
     def _sendTo(self, datagram: bytes, key: tuple) -> None:
-        if self._udp is None:
-            return
+        send = self._socketSendTo
+        if send is None:
+            if self._udp is None:
+                return
+            send = self._udp.write
         try:
-            self._udp.write(datagram, key)
+            send(datagram, key)
         except (OSError, error.MessageLengthError) as e:
+            # ECONNREFUSED (an ICMP error for an earlier datagram), EMSGSIZE,
+            # ENOBUFS, EAGAIN: UDP may lose any datagram; DTLS retransmits.
             self.stats.sendErrors += 1
             self._log.debug("DTLS send to {peer} failed: {error}", peer=key, error=e)
             return

@@ -312,16 +312,31 @@ class DTLSTransport:
         """
         Feed one UDP payload from the peer to the engine.
         """
-        if self._state is _Pending.CLOSED:
+        state = self._state
+        if state is _Pending.CLOSED:
             return
         now = self._reactor.seconds()
         self._lastReceived = now
-        self._ciphersReleased = False
-        try:
-            self._conn.receive_datagram(datagram, now)
-        except Exception:
-            self._internalError("receive_datagram")
-            return
+        if state is _Pending.CONNECTED and not self._ciphersReleased and not self._pumping:
+            # The common case, an application record, bypasses the pump:
+            # it changes no timer (the idle deadline only moves later, and
+            # the armed timer re-arms itself when it fires early) and sends
+            # nothing that the protocol's own writes do not send at once.
+            try:
+                data = self._conn.receive_application_datagram(datagram, now)
+            except Exception:
+                self._internalError("receive_datagram")
+                return
+            if data is not None:
+                self._deliver(data)
+                return
+        else:
+            self._ciphersReleased = False
+            try:
+                self._conn.receive_datagram(datagram, now)
+            except Exception:
+                self._internalError("receive_datagram")
+                return
         self._pump(now)
 
     def start(self) -> None:
@@ -621,14 +636,16 @@ class DTLSTransport:
     def maxWriteSize(self) -> int:
         return self._conn.max_send_size
 
+    def _tooLarge(self, data: bytes) -> RecordTooLargeError:
+        return RecordTooLargeError(
+            f"a DTLS write of {len(data)} bytes exceeds the {self._conn.max_send_size}-byte limit of one record "
+            f"in one datagram (maxWriteSize, from maxDatagramSize and the cipher suite); split the data"
+        )
+
     def _sendRecord(self, data: bytes) -> None:
         conn = self._conn
-        limit = conn.max_send_size
-        if len(data) > limit:
-            raise RecordTooLargeError(
-                f"a DTLS write of {len(data)} bytes exceeds the {limit}-byte limit of one record in one "
-                f"datagram (maxWriteSize, from maxDatagramSize and the cipher suite); split the data"
-            )
+        if len(data) > conn.max_send_size:
+            raise self._tooLarge(data)
         # The limit was just checked: the engine need not check it again.
         conn.send_unchecked(data)
 
@@ -654,9 +671,20 @@ class DTLSTransport:
                 self._queuedWrites = []
             self._queuedWrites.append(data)
             return
-        self._sendRecord(data)
+        conn = self._conn
+        if len(data) > conn.max_send_size:
+            raise self._tooLarge(data)
+        if conn.is_closed:
+            # Closed by the peer in the datagram being delivered: the
+            # connection's end is reported when the running pump gets to it.
+            return
+        datagram = conn.seal_application_datagram(data)
+        if datagram is not None:
+            self._sendDatagram(datagram)
+            return
+        # Queued behind datagrams the engine still holds: the pump sends
+        # them in order.
         if self._pumping:
-            # From inside a protocol callback: the running pump sends it.
             self._pumpAgain = True
             return
         self._pump()

@@ -31,11 +31,17 @@ def _fields(**changes) -> bytes:
 
 
 def test_cookie_input_encoding():
-    # Same layout as the ClientHello body (RFC 6347 §4.2.1 / RFC 5246 §7.4.1.2),
-    # with a length byte in front of the random.
+    # The ClientHello body's own layout from client_version to
+    # compression_methods, without the cookie (RFC 6347 §4.2.1 /
+    # RFC 5246 §7.4.1.2).
     assert _fields(session_id=b"\xaa\xbb") == (
-        bytes.fromhex("fefd20") + RANDOM + bytes.fromhex("02aabb" "0006c02bc02f00ff" "0100")
+        bytes.fromhex("fefd") + RANDOM + bytes.fromhex("02aabb" "0006c02bc02f00ff" "0100")
     )
+
+
+def test_cookie_input_needs_a_32_byte_random():
+    with pytest.raises(ValueError, match="32 bytes"):
+        _fields(random=b"r" * 31)
 
 
 def test_cookie_layout_is_documented_construction():
@@ -44,8 +50,9 @@ def test_cookie_layout_is_documented_construction():
     assert len(cookie) == COOKIE_LENGTH == 20
     period = int(T0 // 60)
     key = hmac.digest(SECRET, b"twisted_dtls cookie" + struct.pack("!q", period), "sha256")
-    peer = struct.pack("!H", 9) + b"127.0.0.1" + struct.pack("!H", 40000)
-    assert cookie == bytes([period & 0xFF]) + hmac.new(key, peer + _fields(), hashlib.sha256).digest()[:19]
+    peer = b"127.0.0.1 40000 "
+    mac = hashlib.blake2s(peer + _fields(), digest_size=19, key=key).digest()
+    assert cookie == bytes([period & 0xFF]) + mac
 
 
 def test_round_trip_and_deterministic():

@@ -148,3 +148,41 @@ def test_fragmented_client_hello_is_dropped():
 
     datagram = push_record(22, 0xFEFD, 0, 0, bytes(frag[:-1]))
     assert examine_first_datagram(datagram, ADDRESS, CookieContext(), 0.0).reason == "fragmented_client_hello"
+
+
+def _duplicate_first_extension(datagram: bytes) -> bytes:
+    """
+    The same ClientHello with its first extension's type written over the
+    second's: malformed (RFC 5246 §7.4.1.4), lengths all unchanged.
+    """
+    (record,), _ = pull_records(datagram)
+    message = pull_client_hello(Buffer(record.fragment[12:]))
+    body = bytearray(record.fragment)
+    # The extensions block is the message's tail; find it from its length.
+    block = sum(4 + len(data) for _, data in message.extensions)
+    first = len(body) - block
+    second = first + 4 + int.from_bytes(body[first + 2 : first + 4], "big")
+    body[second : second + 2] = body[first : first + 2]
+    from twisted_dtls.core.records import push_record
+
+    return push_record(22, record.version, 0, record.sequence_number, bytes(body))
+
+
+def test_extensions_are_checked_once_a_cookie_is_offered():
+    """
+    A cookie-less ClientHello is answered after only the fields the cookie
+    binds are checked (nothing is kept, and the reply is smaller than it);
+    the same malformation with a cookie is dropped before any connection
+    exists, where a well-formed one is accepted.
+    """
+    cookies = CookieContext(secret=b"s" * 32)
+    conn, hello = client_hello()
+    bad = _duplicate_first_extension(hello)
+    result = examine_first_datagram(bad, ADDRESS, cookies, 0.0)
+    assert result.verdict is Verdict.HELLO_VERIFY
+    assert len(result.reply) <= len(bad)
+    second = answer(conn, result.reply)
+    assert examine_first_datagram(second, ADDRESS, cookies, 0.0).verdict is Verdict.ACCEPT
+    refused = examine_first_datagram(_duplicate_first_extension(second), ADDRESS, cookies, 0.0)
+    assert refused.verdict is Verdict.DROP
+    assert refused.reason == "malformed_client_hello"

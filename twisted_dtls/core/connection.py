@@ -45,6 +45,10 @@ from . import prf
 #: the handshake completes (reordering) are held, up to this many.
 MAX_EARLY_RECORDS = 8
 
+# A plain int: compared on every application record, where an enum
+# member's lookup and comparison would cost more than the test itself.
+_APPLICATION_DATA = int(ContentType.application_data)
+
 
 class DTLSConnection:
     """
@@ -208,10 +212,43 @@ class DTLSConnection:
         if not self.is_client:
             self._started = True
         self._now = now
+        failures = self._records.auth_failures
+        self._switched_here = False
+        self._process(self._records.open_datagram(data), failures)
+
+    def receive_application_datagram(self, data: bytes, now: float) -> bytes | None:
+        """
+        L{receive_datagram} for the datagram an established association
+        receives nearly always, one application-data record of the current
+        epoch: its plaintext is returned rather than queued as a
+        L{DataReceived} event.
+
+        @return: the plaintext; or None for any other datagram, which has
+            then been handled exactly as L{receive_datagram} handles it
+            (L{next_event} and L{drops} say what happened).
+        """
+        if self.negotiated is None or self._closed or self._work:
+            self.receive_datagram(data, now)
+            return None
+        self._now = now
+        records = self._records
+        failures = records.auth_failures
+        opened = records.open_datagram(data)
+        if len(opened) == 1:
+            record = opened[0]
+            if record.content_type == _APPLICATION_DATA and record.epoch == records.read_epoch:
+                return record.data
+        self._switched_here = False
+        self._process(opened, failures)
+        return None
+
+    def _process(self, opened: list, failures: int) -> None:
+        """
+        Act on the records opened from one datagram; C{failures} is the
+        record layer's authentication failure count before it was opened.
+        """
         try:
-            failures = self._records.auth_failures
-            self._switched_here = False
-            self._work.extend(self._records.open_datagram(data))
+            self._work.extend(opened)
             # Records queued for the next epoch are opened while draining,
             # when the ChangeCipherSpec installs their keys: count those too.
             self._drain()
@@ -287,7 +324,27 @@ class DTLSConnection:
             raise ProtocolMisuseError("the connection is closed")
         if self.negotiated is None:
             raise ProtocolMisuseError("the handshake has not completed")
-        self._outgoing.append(self._records.seal(ContentType.application_data, data))
+        self._outgoing.append(self._records.seal(_APPLICATION_DATA, data))
+
+    def seal_application_datagram(self, data: bytes) -> bytes | None:
+        """
+        L{send_unchecked} for a caller that sends the datagram itself, at
+        once: the record is returned instead of queued. If datagrams are
+        still waiting in L{datagrams_to_send}, the record is queued behind
+        them (so nothing overtakes them) and None is returned.
+
+        @raise ProtocolMisuseError: before the handshake completes or after
+            the connection closed.
+        """
+        if self._closed:
+            raise ProtocolMisuseError("the connection is closed")
+        if self.negotiated is None:
+            raise ProtocolMisuseError("the handshake has not completed")
+        datagram = self._records.seal(_APPLICATION_DATA, data)
+        if self._outgoing:
+            self._outgoing.append(datagram)
+            return None
+        return datagram
 
     def release_ciphers(self) -> None:
         """

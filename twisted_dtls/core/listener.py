@@ -66,13 +66,23 @@ _DROP_MALFORMED = _drop("malformed_client_hello")
 _DROP_AMPLIFICATION = _drop("amplification")
 
 _RECORD_HEADER = struct.Struct(">BHQH")
-#: handshake header (type, uint24 length, message_seq, uint24 offset,
-#: uint24 fragment_length) followed by the HelloVerifyRequest's version and
-#: cookie length; the uint24s as a byte and a uint16.
+#: the handshake header with its uint24s as a byte and a uint16: type,
+#: length, message_seq, fragment_offset, fragment_length
+_HANDSHAKE_HEADER = struct.Struct(">BBHHBHBH")
+#: that header followed by the HelloVerifyRequest's version and cookie length
 _HVR_HEADER = struct.Struct(">BBHHBHBHHB")
 _RANDOM_SIZE = 32
-_RANDOM_LENGTH_BYTE = bytes((_RANDOM_SIZE,))
 _MAX_SESSION_ID_SIZE = 32
+#: where the session_id's length byte sits in a ClientHello message:
+#: after the handshake header, client_version and random
+_SESSION_ID_AT = HANDSHAKE_HEADER_SIZE + 2 + _RANDOM_SIZE
+
+# Plain ints: these are compared for every datagram from an unknown
+# address, where enum members cost more than the comparisons themselves.
+_HANDSHAKE = int(ContentType.handshake)
+_CLIENT_HELLO = int(HandshakeType.client_hello)
+_HELLO_VERIFY_REQUEST = int(HandshakeType.hello_verify_request)
+_KNOWN_CONTENT_TYPES = frozenset(int(t) for t in KNOWN_CONTENT_TYPES)
 
 
 def _cookie_fields(fragment: bytes) -> tuple[bytes, bytes, int] | None:
@@ -80,41 +90,35 @@ def _cookie_fields(fragment: bytes) -> tuple[bytes, bytes, int] | None:
     Lean parse of an unfragmented ClientHello message (handshake header
     included) for the cookie exchange only (RFC 6347 §4.2.1).
 
-    Only the fields the cookie binds are located; they are sliced out of
-    the wire bytes, never decoded into lists. The rest of the message is
-    checked for framing alone (the extensions block's length, and each
-    extension's header and length, and no type twice), so that what the
-    full parser would reject as malformed is dropped here too. What the
-    extensions contain is checked by the full parse in the connection,
-    once the cookie verified.
+    Only the fields the cookie binds are located, checked for framing and
+    sliced out of the wire bytes, never decoded into lists; they are
+    L{cookie_input}'s encoding as they stand. The extensions are looked at
+    only when a cookie is offered (L{_extensions_well_framed}), before any
+    state is created: a HelloVerifyRequest to a malformed ClientHello costs
+    nothing that a well-formed one does not.
 
-    @return: C{(cookie_input, cookie, message_seq)}, or None if malformed.
-        C{cookie_input} equals L{cookie_input} of the decoded fields.
+    @return: C{(cookie_input, cookie, end of compression_methods)}, or None
+        if malformed.
     """
     end = len(fragment)
-    # client_version (2) + random (32) follow the 12-byte handshake header.
-    pos = HANDSHAKE_HEADER_SIZE + 2 + _RANDOM_SIZE
-    if pos + 1 > end:
+    pos = _SESSION_ID_AT
+    if pos >= end:
         return None
     session_id_length = fragment[pos]
     if session_id_length > _MAX_SESSION_ID_SIZE:
         return None
-    session_start = pos
-    pos += 1 + session_id_length
-    if pos + 1 > end:
+    cookie_at = pos + 1 + session_id_length
+    if cookie_at >= end:
         return None
-    cookie_length = fragment[pos]
-    cookie_start = pos + 1
-    pos = cookie_start + cookie_length
-    suites_start = pos
-    if pos + 2 > end:
+    suites_at = cookie_at + 1 + fragment[cookie_at]
+    if suites_at + 2 > end:
         return None
-    suites_length = (fragment[pos] << 8) | fragment[pos + 1]
+    suites_length = (fragment[suites_at] << 8) | fragment[suites_at + 1]
     # <2..2^16-2> uint16s: even and not empty.
     if suites_length == 0 or suites_length & 1:
         return None
-    pos += 2 + suites_length
-    if pos + 1 > end:
+    pos = suites_at + 2 + suites_length
+    if pos >= end:
         return None
     compression_length = fragment[pos]
     if compression_length == 0:
@@ -122,37 +126,37 @@ def _cookie_fields(fragment: bytes) -> tuple[bytes, bytes, int] | None:
     pos += 1 + compression_length
     if pos > end:
         return None
-    fields_end = pos
-    # RFC 5246 §7.4.1.2: the extensions block may be absent altogether.
-    if pos != end:
-        if pos + 2 > end:
-            return None
-        block_end = pos + 2 + ((fragment[pos] << 8) | fragment[pos + 1])
-        if block_end != end:
-            return None
-        pos += 2
-        # Each extension's header and length must fit the block exactly.
-        types = []
-        while pos < end:
-            if pos + 4 > end:
-                return None
-            types.append(fragment[pos : pos + 2])
-            pos += 4 + ((fragment[pos + 2] << 8) | fragment[pos + 3])
-        # RFC 5246 §7.4.1.4: no extension type twice.
-        if pos != end or len(set(types)) != len(types):
-            return None
-    # cookie_input(): version, random (with its length), session_id,
-    # cipher_suites and compression_methods as on the wire.
-    fields = b"".join(
-        (
-            fragment[HANDSHAKE_HEADER_SIZE : HANDSHAKE_HEADER_SIZE + 2],
-            _RANDOM_LENGTH_BYTE,
-            fragment[HANDSHAKE_HEADER_SIZE + 2 : session_start],
-            fragment[session_start : cookie_start - 1],
-            fragment[suites_start:fields_end],
-        )
+    return (
+        fragment[HANDSHAKE_HEADER_SIZE:cookie_at] + fragment[suites_at:pos],
+        fragment[cookie_at + 1 : suites_at],
+        pos,
     )
-    return fields, fragment[cookie_start : cookie_start + cookie_length], (fragment[4] << 8) | fragment[5]
+
+
+def _extensions_well_framed(fragment: bytes, pos: int) -> bool:
+    """
+    Whether what follows the compression methods at C{pos} is empty or one
+    extensions block whose extensions' headers and lengths fit it exactly,
+    with no type twice (RFC 5246 §7.4.1.2, §7.4.1.4): what the full parser
+    would reject as malformed is dropped before a connection exists.
+    """
+    end = len(fragment)
+    # RFC 5246 §7.4.1.2: the extensions block may be absent altogether.
+    if pos == end:
+        return True
+    if pos + 2 > end or pos + 2 + ((fragment[pos] << 8) | fragment[pos + 1]) != end:
+        return False
+    pos += 2
+    types = set()
+    while pos < end:
+        if pos + 4 > end:
+            return False
+        kind = fragment[pos : pos + 2]
+        if kind in types:
+            return False
+        types.add(kind)
+        pos += 4 + ((fragment[pos + 2] << 8) | fragment[pos + 3])
+    return pos == end
 
 
 def examine_first_datagram(datagram: bytes, address: tuple, cookies: CookieContext, now: float) -> FirstDatagram:
@@ -169,48 +173,53 @@ def examine_first_datagram(datagram: bytes, address: tuple, cookies: CookieConte
     if end < RECORD_HEADER_SIZE:
         return _DROP_NOT_A_RECORD
     content_type, version, sequence, length = _RECORD_HEADER.unpack_from(datagram)
-    if content_type not in KNOWN_CONTENT_TYPES or length > MAX_CIPHERTEXT or RECORD_HEADER_SIZE + length > end:
+    if content_type not in _KNOWN_CONTENT_TYPES or length > MAX_CIPHERTEXT or RECORD_HEADER_SIZE + length > end:
         return _DROP_NOT_A_RECORD
-    if content_type != ContentType.handshake:
+    if content_type != _HANDSHAKE:
         return _DROP_NOT_HANDSHAKE
     if sequence >> 48:
         return _DROP_NOT_EPOCH_0
     if version not in _ACCEPTED_RECORD_VERSIONS:
         return _DROP_BAD_VERSION
-    fragment = datagram[RECORD_HEADER_SIZE : RECORD_HEADER_SIZE + length]
     if length < HANDSHAKE_HEADER_SIZE:
         return _DROP_TRUNCATED_HANDSHAKE
-    if fragment[0] != HandshakeType.client_hello:
+    kind, length_high, length_low, message_seq, offset_high, offset_low, fragment_high, fragment_low = (
+        _HANDSHAKE_HEADER.unpack_from(datagram, RECORD_HEADER_SIZE)
+    )
+    if kind != _CLIENT_HELLO:
         return _DROP_NOT_CLIENT_HELLO
-    message_length = int.from_bytes(fragment[1:4], "big")
-    offset = int.from_bytes(fragment[6:9], "big")
-    fragment_length = int.from_bytes(fragment[9:12], "big")
+    message_length = (length_high << 16) | length_low
     # A ClientHello fragmented across records is possible in principle, but
     # reassembling it would need state for an unverified peer.
-    if offset != 0 or fragment_length != message_length or length != HANDSHAKE_HEADER_SIZE + message_length:
+    if (
+        offset_high
+        or offset_low
+        or fragment_high != length_high
+        or fragment_low != length_low
+        or length != HANDSHAKE_HEADER_SIZE + message_length
+    ):
         return _DROP_FRAGMENTED
+    fragment = datagram[RECORD_HEADER_SIZE : RECORD_HEADER_SIZE + length]
     parsed = _cookie_fields(fragment)
     if parsed is None:
         return _DROP_MALFORMED
-    fields, offered, message_seq = parsed
-    if offered and cookies.verify_cookie(offered, fields, address, now):
-        return _ACCEPT
+    fields, offered, fields_end = parsed
+    if offered:
+        if not _extensions_well_framed(fragment, fields_end):
+            return _DROP_MALFORMED
+        if cookies.verify_cookie(offered, fields, address, now):
+            return _ACCEPT
     cookie = cookies.make_cookie(fields, address, now)
     # HelloVerifyRequest {server_version 0xFEFF, opaque cookie<0..2^8-1>}
     # in an unfragmented handshake message, in a record that reuses the
     # ClientHello's sequence number (RFC 6347 §4.2.1).
     body_length = 3 + len(cookie)
-    reply = b"".join(
-        (
-            _RECORD_HEADER.pack(
-                ContentType.handshake, DTLS_1_0, sequence, HANDSHAKE_HEADER_SIZE + body_length
-            ),
-            _HVR_HEADER.pack(
-                HandshakeType.hello_verify_request, body_length >> 16, body_length & 0xFFFF, message_seq,
-                0, 0, body_length >> 16, body_length & 0xFFFF, DTLS_1_0, len(cookie),
-            ),
-            cookie,
+    reply = (
+        _RECORD_HEADER.pack(_HANDSHAKE, DTLS_1_0, sequence, HANDSHAKE_HEADER_SIZE + body_length)
+        + _HVR_HEADER.pack(
+            _HELLO_VERIFY_REQUEST, 0, body_length, message_seq, 0, 0, 0, body_length, DTLS_1_0, len(cookie),
         )
+        + cookie
     )
     if len(reply) > end:
         # Never amplify (RFC 6347 §4.2.1).
