@@ -213,7 +213,9 @@ class DTLSTransport:
 
     #: Seconds without a datagram from the peer after which an established
     #: connection lets its engine drop the AEAD contexts (rebuilt when the
-    #: next record needs them); None keeps them for the connection's life.
+    #: next record needs them), and whether they are dropped as soon as the
+    #: handshake completes, until the first record; None keeps them for the
+    #: connection's life.
     cipherReleaseAfter: Optional[float] = None
 
     # Many of these are held at once: no per-instance dict unless an
@@ -848,6 +850,12 @@ class DTLSServerTransport(DTLSTransport):
         if self._state == _Pending.HANDSHAKING:
             self._port._handshakeFinished(self)
         super()._handshakeCompleted(event)
+        if self._state is _Pending.CONNECTED and self.cipherReleaseAfter is not None:
+            # The contexts were made for the Finished messages; a peer may
+            # stay quiet long after. Rebuilding them for its first record
+            # costs about as much as one record, holding them ~5 KiB a peer.
+            self._ciphersReleased = True
+            self._conn.release_ciphers()
 
     def _handshakeFailed(self, reason: Failure) -> None:
         if reason.check(DTLSPeerRefused):
