@@ -316,7 +316,7 @@ class DTLSPort:
             every IPv4 address, C{"::"} for every IPv6 one, or one address.
         @param maxPacketSize: the read size; a datagram that fills it is
             taken as truncated and dropped.
-        @param cookieSecret: HMAC key for HelloVerifyRequest cookies. Ports
+        @param cookieSecret: master secret of the HelloVerifyRequest cookies. Ports
             given the same secret accept each other's cookies; None makes a
             random one, rotated by the cookie context.
         @param helloRate: datagrams per second that one source host (an IPv4
