@@ -176,7 +176,7 @@ class ClientHandshake(Handshake):
         self._send_client_hello()
 
     def _send_client_hello(self) -> None:
-        self.transcript = bytearray()
+        self.reset_transcript()
         item = self.message(_MH.client_hello, encode(push_client_hello, self.hello), epoch=0)
         self.state = ClientState.WAIT_SERVER_HELLO
         self.host.send_flight([item], final=False)

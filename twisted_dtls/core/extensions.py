@@ -12,6 +12,7 @@ the RFC forbids.
 
 from __future__ import annotations
 
+import struct
 from typing import Iterable, NamedTuple, Sequence
 
 from .buffer import Buffer
@@ -57,10 +58,22 @@ def push_extensions(buf: Buffer, extensions: Iterable[tuple[int, bytes]]) -> Non
     """
     Write C{Extension extensions<0..2^16-1>}, including its length prefix.
     """
-    with buf.push_block(2):
-        for ext_type, data in extensions:
-            buf.push_uint16(ext_type)
-            buf.push_opaque(2, data)
+    buf.push_bytes(encode_extensions(extensions))
+
+
+def encode_extensions(extensions: Iterable[tuple[int, bytes]]) -> bytes:
+    """
+    C{Extension extensions<0..2^16-1>} with its length prefix, as bytes:
+    each extension is C{uint16 extension_type; opaque extension_data<0..2^16-1>}.
+
+    @raise ValueError: if the block outgrows its 16-bit length.
+    """
+    block = b"".join(
+        [ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data for ext_type, data in extensions]
+    )
+    if len(block) > 0xFFFF:
+        raise ValueError(f"block of {len(block)} bytes does not fit a 2-byte length")
+    return len(block).to_bytes(2, "big") + block
 
 
 def find_extension(extensions: Iterable[tuple[int, bytes]], ext_type: int) -> bytes | None:
@@ -85,6 +98,19 @@ def _encode(push) -> bytes:
     buf = Buffer()
     push(buf)
     return buf.output
+
+
+def _uint16_list(data: bytes) -> list[int] | None:
+    """
+    A non-empty C{uint16 list<2..2^16-2>} filling C{data} exactly, read in
+    one unpack; C{None} when it is anything else, for the general decoder
+    to refuse with the precise error. The ClientHello's lists go through
+    here on every handshake.
+    """
+    n = len(data) - 2
+    if n < 2 or n & 1 or (data[0] << 8) | data[1] != n:
+        return None
+    return list(struct.unpack_from(f">{n >> 1}H", data, 2))
 
 
 def _pull_uint16_list(buf: Buffer, minimum: int, name: str) -> list[int]:
@@ -155,7 +181,7 @@ def decode_supported_groups(data: bytes) -> list[int]:
     """
     C{NamedGroup named_group_list<2..2^16-1>} (RFC 8422 §5.1.1).
     """
-    return _decode(data, lambda buf: _pull_uint16_list(buf, 2, "named_group_list"))
+    return _uint16_list(data) or _decode(data, lambda buf: _pull_uint16_list(buf, 2, "named_group_list"))
 
 
 def encode_ec_point_formats(formats: Sequence[int]) -> bytes:
@@ -166,6 +192,9 @@ def decode_ec_point_formats(data: bytes) -> list[int]:
     """
     C{ECPointFormat ec_point_format_list<1..2^8-1>} (RFC 8422 §5.1.2).
     """
+
+    if len(data) > 1 and data[0] == len(data) - 1:
+        return list(data[1:])
 
     def pull(buf: Buffer) -> list[int]:
         formats = buf.pull_list(1, 1)
@@ -188,7 +217,9 @@ def decode_signature_algorithms(data: bytes) -> list[int]:
     C{SignatureAndHashAlgorithm supported_signature_algorithms<2..2^16-2>},
     read as the 16-bit SignatureScheme code points of RFC 8446 §4.2.3.
     """
-    return _decode(data, lambda buf: _pull_uint16_list(buf, 2, "supported_signature_algorithms"))
+    return _uint16_list(data) or _decode(
+        data, lambda buf: _pull_uint16_list(buf, 2, "supported_signature_algorithms")
+    )
 
 
 # -- application_layer_protocol_negotiation (RFC 7301 §3.1) ----------------
@@ -269,6 +300,8 @@ def decode_renegotiation_info(data: bytes) -> bytes:
     """
     @return: C{renegotiated_connection<0..255>}.
     """
+    if data == b"\x00":
+        return b""  # what every initial handshake carries (RFC 5746 §3.4)
     return _decode(data, lambda buf: buf.pull_opaque(1))
 
 

@@ -54,13 +54,24 @@ class FlightItem:
 class _PartialMessage:
     __slots__ = ("msg_type", "length", "data", "ranges", "received")
 
-    def __init__(self, msg_type: int, length: int):
+    def __init__(self, msg_type: int, length: int, whole: bytes | None = None):
+        """
+        @param whole: the complete body, when the first fragment is the
+            whole message (as nearly every one is): it is kept as it is
+            rather than copied into a buffer. Later fragments of the message
+            find every byte held, and never write into it.
+        """
         self.msg_type = msg_type
         self.length = length
-        self.data = bytearray(length)
-        #: merged, sorted [start, end) ranges received so far
-        self.ranges: list[list[int]] = []
-        self.received = 0
+        if whole is None:
+            self.data: bytes | bytearray = bytearray(length)
+            #: merged, sorted [start, end) ranges received so far
+            self.ranges: list[list[int]] = []
+            self.received = 0
+        else:
+            self.data = whole
+            self.ranges = [[0, length]]
+            self.received = length
 
 
 class Reassembler:
@@ -118,9 +129,12 @@ class Reassembler:
                     return False
                 self._held -= self._partial.pop(farthest).length
                 self._drop("reassembly_evicted")
+            self._held += length
+            if offset == 0 and len(body) == length and type(body) is bytes:
+                self._partial[seq] = _PartialMessage(fragment.msg_type, length, body)
+                return False
             partial = _PartialMessage(fragment.msg_type, length)
             self._partial[seq] = partial
-            self._held += length
         elif partial.msg_type != fragment.msg_type or partial.length != length:
             # Fragments disagree about the message: one side is forged. The
             # latest claim replaces the earlier one, so a single blind
@@ -219,48 +233,55 @@ def pack_flight(
     """
     datagrams: list[bytes] = []
     current = bytearray()
-
-    def room() -> int:
-        return max_datagram_size - len(current)
-
-    def flush() -> None:
-        nonlocal current
-        if current:
-            datagrams.append(bytes(current))
-            current = bytearray()
-
+    handshake = ContentType.handshake
+    # Protection does not change within a flight: one lookup per epoch.
+    overheads: dict[int, int] = {}
     for item in items:
-        record_overhead = RECORD_HEADER_SIZE + overhead_for_epoch(item.epoch)
-        if item.content_type != ContentType.handshake:
-            if room() < record_overhead + len(item.body):
-                flush()
-            current += seal(item.content_type, item.body, item.epoch)
-            continue
+        epoch = item.epoch
+        record_overhead = overheads.get(epoch)
+        if record_overhead is None:
+            record_overhead = overheads[epoch] = RECORD_HEADER_SIZE + overhead_for_epoch(epoch)
         body = item.body
+        if item.content_type != handshake:
+            if max_datagram_size - len(current) < record_overhead + len(body):
+                datagrams.append(bytes(current))
+                current = bytearray()
+            current += seal(item.content_type, body, epoch)
+            continue
         length = len(body)
+        # What one record in the rest of this datagram can carry.
+        space = min(max_datagram_size - len(current) - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
+        if space >= length and space > 0:
+            # The whole message fits, as nearly every one does: one record.
+            header = handshake_header(item.msg_type, length, item.message_seq, 0, length)
+            current += seal(handshake, header + body, epoch)
+            continue
         offset = 0
         # What one record in an empty datagram can carry of this message.
         full = min(max_datagram_size - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
         while True:
-            space = min(room() - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
+            space = min(max_datagram_size - len(current) - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
             remaining = length - offset
             # A message that fits a datagram of its own is never split just
             # to fill the current one; a large one may start in the gap, but
             # not as a sliver.
             if current and space < remaining and (remaining <= full or space < 64):
-                flush()
+                datagrams.append(bytes(current))
+                current = bytearray()
                 continue
             if space <= 0:
                 if current:
-                    flush()
+                    datagrams.append(bytes(current))
+                    current = bytearray()
                     continue
                 space = 1
             chunk = min(space, remaining)
             header = handshake_header(item.msg_type, length, item.message_seq, offset, chunk)
             piece = body if chunk == length else body[offset : offset + chunk]
-            current += seal(ContentType.handshake, header + piece, item.epoch)
+            current += seal(handshake, header + piece, epoch)
             offset += chunk
             if offset >= length:
                 break
-    flush()
+    if current:
+        datagrams.append(bytes(current))
     return datagrams

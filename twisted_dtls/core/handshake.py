@@ -29,6 +29,13 @@ from .suites import CipherSuiteInfo
 #: transition tables (it is a record type, not a handshake message).
 CHANGE_CIPHER_SPEC = -1
 
+# Plain ints for the per-message paths (an IntEnum class attribute costs
+# several times a global name).
+_FINISHED = int(HandshakeType.finished)
+_HELLO_VERIFY_REQUEST = int(HandshakeType.hello_verify_request)
+_HANDSHAKE = int(ContentType.handshake)
+_CHANGE_CIPHER_SPEC = int(ContentType.change_cipher_spec)
+
 
 @dataclass(frozen=True)
 class NegotiatedParameters:
@@ -102,6 +109,10 @@ class Handshake:
         self.host = host
         self.wall_clock = wall_clock
         self.transcript = bytearray()
+        #: the PRF hash over C{transcript[:_hashed]}, fed as hashes are
+        #: asked for (see L{transcript_hash})
+        self._transcript_hasher = None
+        self._hashed = 0
         self.next_send_seq = 0
         self.secrets = Secrets()
         self.peer_certificates: tuple[x509.Certificate, ...] = ()
@@ -135,7 +146,7 @@ class Handshake:
             raw = handshake_header(msg_type, length, message_seq, 0, length) + body
             # Finished is hashed after it is checked: its own verify_data
             # covers the messages before it only.
-            if msg_type != HandshakeType.finished:
+            if msg_type != _FINISHED:
                 self.transcript += raw
             getattr(self, name)(body, raw)
         else:
@@ -152,15 +163,16 @@ class Handshake:
         """
         seq = self.next_send_seq
         self.next_send_seq += 1
-        if msg_type != HandshakeType.hello_verify_request:
+        if msg_type != _HELLO_VERIFY_REQUEST:
             length = len(body)
-            self.transcript += handshake_header(msg_type, length, seq, 0, length)
-            self.transcript += body
-        return FlightItem(epoch, ContentType.handshake, msg_type, seq, body)
+            transcript = self.transcript
+            transcript += handshake_header(msg_type, length, seq, 0, length)
+            transcript += body
+        return FlightItem(epoch, _HANDSHAKE, msg_type, seq, body)
 
     @staticmethod
     def change_cipher_spec(epoch: int) -> FlightItem:
-        return FlightItem(epoch, ContentType.change_cipher_spec, body=b"\x01")
+        return FlightItem(epoch, _CHANGE_CIPHER_SPEC, body=b"\x01")
 
     # -- secrets ----------------------------------------------------------------
 
@@ -169,9 +181,31 @@ class Handshake:
         return self.secrets.suite.prf_hash
 
     def transcript_hash(self) -> bytes:
-        h = hashes.Hash(self.prf_hash())
-        h.update(bytes(self.transcript))
-        return h.finalize()
+        """
+        The PRF hash of the transcript so far.
+
+        A handshake asks for it up to three times (extended master secret,
+        each Finished): one running hash takes in what was added since the
+        last call, so no message is hashed twice. It starts on the first
+        call, once the suite, and with it the hash, is known.
+        """
+        hasher = self._transcript_hasher
+        if hasher is None:
+            hasher = self._transcript_hasher = prf.new_hash(self.prf_hash)
+        transcript = self.transcript
+        if self._hashed < len(transcript):
+            hasher.update(transcript[self._hashed :])
+            self._hashed = len(transcript)
+        return hasher.copy().digest()
+
+    def reset_transcript(self) -> None:
+        """
+        Start the transcript over (RFC 6347 §4.2.1: the ClientHello and
+        HelloVerifyRequest of a cookie exchange are not part of it).
+        """
+        self.transcript = bytearray()
+        self._transcript_hasher = None
+        self._hashed = 0
 
     def derive_master_secret(self, pre_master: bytes) -> None:
         """
@@ -224,7 +258,7 @@ class Handshake:
         """
         Drop what only the handshake needed, once it is over.
         """
-        self.transcript = bytearray()
+        self.reset_transcript()
 
 
 def _message_name(msg_type: int) -> str:

@@ -29,6 +29,14 @@ _CURVES: dict[NamedGroup, type[ec.EllipticCurve]] = {
 #: The groups L{KeyShare} implements, in our order of preference.
 SUPPORTED_GROUPS: tuple[NamedGroup, ...] = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
 
+#: code point -> member, for a check and a conversion in one lookup (a
+#: group may come from the peer as a plain int).
+_MEMBERS = {group: group for group in SUPPORTED_GROUPS}
+_X25519 = NamedGroup.x25519
+#: Curve and ECDH objects are immutable: built once, not per exchange.
+_CURVE_OBJECTS = {group: curve() for group, curve in _CURVES.items()}
+_ECDH = ec.ECDH()
+
 # Length of an uncompressed point (0x04 || X || Y) per curve, RFC 8422 §5.4.1.
 _POINT_LENGTHS = {NamedGroup.secp256r1: 65, NamedGroup.secp384r1: 97}
 _X25519_LENGTH = 32
@@ -54,19 +62,20 @@ class KeyShare:
             naming a group we never offered).
         @raise ValueError: if C{private_key} does not belong to C{group}.
         """
-        if group not in SUPPORTED_GROUPS:
+        member = _MEMBERS.get(group)
+        if member is None:
             raise IllegalParameter(f"unsupported group {group}")
-        self.group = NamedGroup(group)
-        if self.group is NamedGroup.x25519:
+        self.group = member
+        if member is _X25519:
             if private_key is None:
                 private_key = x25519.X25519PrivateKey.generate()
             elif not isinstance(private_key, x25519.X25519PrivateKey):
                 raise ValueError("x25519 needs an X25519PrivateKey")
             self.public_bytes = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         else:
-            curve = _CURVES[self.group]
+            curve = _CURVES[member]
             if private_key is None:
-                private_key = ec.generate_private_key(curve())
+                private_key = ec.generate_private_key(_CURVE_OBJECTS[member])
             elif not (isinstance(private_key, ec.EllipticCurvePrivateKey) and isinstance(private_key.curve, curve)):
                 raise ValueError(f"{self.group.name} needs a key on that curve")
             self.public_bytes = private_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
@@ -86,7 +95,7 @@ class KeyShare:
             a point off the curve, or an x25519 value giving the all-zero
             secret (RFC 8422 §5.11, RFC 7748 §6.1).
         """
-        if self.group is NamedGroup.x25519:
+        if self.group is _X25519:
             return self._exchange_x25519(peer_public)
         return self._exchange_ecdh(peer_public)
 
@@ -109,9 +118,8 @@ class KeyShare:
         # rather than being decoded by from_encoded_point.
         if len(peer_public) != _POINT_LENGTHS[self.group] or peer_public[0] != 0x04:
             raise IllegalParameter(f"{self.group.name} point is not an uncompressed point of the right length")
-        curve = _CURVES[self.group]()
         try:
-            peer = ec.EllipticCurvePublicKey.from_encoded_point(curve, bytes(peer_public))
-            return self._private_key.exchange(ec.ECDH(), peer)  # type: ignore[call-arg, arg-type]
+            peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE_OBJECTS[self.group], bytes(peer_public))
+            return self._private_key.exchange(_ECDH, peer)  # type: ignore[call-arg, arg-type]
         except ValueError as e:
             raise IllegalParameter(f"invalid {self.group.name} point: {e}") from None

@@ -17,12 +17,13 @@ the pull function for its suite.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from .buffer import Buffer
 from .constants import AlertDescription, ECCurveType
 from .errors import DecodeError
-from .extensions import pull_extensions, push_extensions
+from .extensions import encode_extensions, pull_extensions, push_extensions
 
 #: RFC 5246 §7.4.1.2: Random is 32 bytes.
 RANDOM_SIZE = 32
@@ -87,6 +88,13 @@ def pull_handshake_fragment(buf: Buffer) -> HandshakeFragment:
     return HandshakeFragment(msg_type, length, message_seq, fragment_offset, body)
 
 
+# The 12-byte handshake header as four fields: msg_type and the uint24
+# length; message_seq; the top 16 bits of fragment_offset; its low byte and
+# the uint24 fragment_length.
+_FRAGMENT_HEADER = struct.Struct(">IHHI")
+_FRAGMENT_HEADER_SIZE = _FRAGMENT_HEADER.size
+
+
 def pull_handshake_fragments(data: bytes) -> list[HandshakeFragment]:
     """
     Parse every handshake fragment in one record's payload.
@@ -100,6 +108,28 @@ def pull_handshake_fragments(data: bytes) -> list[HandshakeFragment]:
     """
     if not data:
         raise DecodeError("empty handshake record")
+    # Every handshake record goes through here: well-formed fragments are
+    # cut out with one struct unpack each, and anything irregular is parsed
+    # again by L{pull_handshake_fragment}, which raises the precise error.
+    fragments = []
+    unpack = _FRAGMENT_HEADER.unpack_from
+    pos = 0
+    end = len(data)
+    while pos < end:
+        start = pos + _FRAGMENT_HEADER_SIZE
+        if start > end:
+            return _pull_handshake_fragments(data)
+        type_and_length, message_seq, offset_high, offset_low_and_length = unpack(data, pos)
+        length = type_and_length & 0xFFFFFF
+        offset = (offset_high << 8) | (offset_low_and_length >> 24)
+        pos = start + (offset_low_and_length & 0xFFFFFF)
+        if pos > end or offset + pos - start > length:
+            return _pull_handshake_fragments(data)
+        fragments.append(HandshakeFragment(type_and_length >> 24, length, message_seq, offset, data[start:pos]))
+    return fragments
+
+
+def _pull_handshake_fragments(data: bytes) -> list[HandshakeFragment]:
     buf = Buffer(data)
     fragments = []
     while not buf.eof():
@@ -184,6 +214,70 @@ def pull_client_hello(buf: Buffer) -> ClientHello:
     )
 
 
+def parse_client_hello(body: bytes) -> ClientHello:
+    """
+    A whole ClientHello body: C{pull_client_hello} over exactly C{body}.
+
+    A server parses one per handshake, so a well-formed body is read by
+    index arithmetic here; anything irregular (truncation, bad lengths,
+    trailing bytes, a duplicate extension) goes through
+    L{pull_client_hello}, which raises the precise L{DecodeError}.
+    """
+    body = bytes(body)
+    end = len(body)
+    # version(2) random(32) session_id<0..32> cookie<0..2^8-1>
+    # cipher_suites<2..2^16-2> compression_methods<1..2^8-1> [extensions]
+    if end > 34 and body[34] <= MAX_SESSION_ID_SIZE:
+        session_end = 35 + body[34]
+        if session_end < end:
+            cookie_end = session_end + 1 + body[session_end]
+            if cookie_end + 2 <= end:
+                suites_length = (body[cookie_end] << 8) | body[cookie_end + 1]
+                suites_end = cookie_end + 2 + suites_length
+                if suites_length and not suites_length & 1 and suites_end < end and body[suites_end]:
+                    methods_end = suites_end + 1 + body[suites_end]
+                    extensions = _parse_extensions(body, methods_end, end)
+                    if extensions is not None:
+                        return ClientHello(
+                            (body[0] << 8) | body[1],
+                            body[2:34],
+                            body[35:session_end],
+                            body[session_end + 1 : cookie_end],
+                            list(struct.unpack_from(f">{suites_length >> 1}H", body, cookie_end + 2)),
+                            list(body[suites_end + 1 : methods_end]),
+                            extensions,
+                        )
+    buf = Buffer(body)
+    hello = pull_client_hello(buf)
+    buf.expect_eof()
+    return hello
+
+
+def _parse_extensions(body: bytes, pos: int, end: int) -> list[tuple[int, bytes]] | None:
+    """
+    The extension block of L{parse_client_hello}, which must end the body
+    exactly; C{None} for anything L{pull_extensions} would refuse.
+    """
+    if pos == end:
+        return []  # RFC 5246 §7.4.1.2: the block may be absent
+    if pos + 2 > end or pos + 2 + ((body[pos] << 8) | body[pos + 1]) != end:
+        return None  # truncated, overlong, or followed by trailing bytes
+    pos += 2
+    extensions = []
+    seen = set()
+    while pos < end:
+        data_start = pos + 4
+        if data_start > end:
+            return None
+        ext_type = (body[pos] << 8) | body[pos + 1]
+        pos = data_start + ((body[pos + 2] << 8) | body[pos + 3])
+        if pos > end or ext_type in seen:
+            return None
+        seen.add(ext_type)
+        extensions.append((ext_type, body[data_start:pos]))
+    return extensions
+
+
 def push_client_hello(buf: Buffer, msg: ClientHello) -> None:
     buf.push_uint16(msg.client_version)
     buf.push_bytes(msg.random)
@@ -221,14 +315,29 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
     )
 
 
+_SUITE_AND_COMPRESSION = struct.Struct(">HB")
+
+
 def push_server_hello(buf: Buffer, msg: ServerHello) -> None:
-    buf.push_uint16(msg.server_version)
-    buf.push_bytes(msg.random)
-    buf.push_opaque(1, msg.session_id)
-    buf.push_uint16(msg.cipher_suite)
-    buf.push_uint8(msg.compression_method)
+    buf.push_bytes(encode_server_hello(msg))
+
+
+def encode_server_hello(msg: ServerHello) -> bytes:
+    """
+    The ServerHello body (what L{push_server_hello} writes), built in one
+    expression: a server sends one per handshake.
+    """
+    session_id = msg.session_id
+    body = (
+        msg.server_version.to_bytes(2, "big")
+        + msg.random
+        + len(session_id).to_bytes(1, "big")
+        + session_id
+        + _SUITE_AND_COMPRESSION.pack(msg.cipher_suite, msg.compression_method)
+    )
     if msg.extensions:
-        push_extensions(buf, msg.extensions)
+        body += encode_extensions(msg.extensions)
+    return body
 
 
 # -- HelloVerifyRequest (RFC 6347 §4.2.1) ------------------------------------
@@ -418,6 +527,13 @@ def push_new_session_ticket(buf: Buffer, msg: NewSessionTicket) -> None:
 # -- ServerKeyExchange (RFC 8422 §5.4, RFC 4279 §2, RFC 5489 §2) -------------
 
 
+#: ServerECDHParams up to the point: curve_type, named_curve, point length.
+_ECDH_PARAMS_HEADER = struct.Struct(">BHB")
+#: RFC 5246 §4.7 digitally-signed: the SignatureScheme and the length of
+#: the signature that follows.
+_SIGNED_HEADER = struct.Struct(">HH")
+
+
 @dataclass(slots=True)
 class ServerECDHParams:
     """
@@ -478,9 +594,7 @@ def ecdhe_params_bytes(msg: ServerKeyExchangeECDHE | ServerECDHParams) -> bytes:
     named_curve every field has exactly one encoding.
     """
     params = msg.params if isinstance(msg, ServerKeyExchangeECDHE) else msg
-    buf = Buffer()
-    push_server_ecdh_params(buf, params)
-    return buf.output
+    return _ECDH_PARAMS_HEADER.pack(ECCurveType.named_curve, params.named_curve, len(params.public)) + params.public
 
 
 def ecdhe_signed_data(client_random: bytes, server_random: bytes, params: ServerECDHParams) -> bytes:
@@ -488,6 +602,15 @@ def ecdhe_signed_data(client_random: bytes, server_random: bytes, params: Server
     What a ServerKeyExchange signature covers (RFC 8422 §5.4 C{signed_params}).
     """
     return client_random + server_random + ecdhe_params_bytes(params)
+
+
+def encode_server_key_exchange_ecdhe(params_bytes: bytes, scheme: int, signature: bytes) -> bytes:
+    """
+    The signed ServerKeyExchange body (what L{push_server_key_exchange_ecdhe}
+    writes) from the L{ecdhe_params_bytes} that were signed: a server signs
+    and sends one per handshake, and encodes its params only once.
+    """
+    return params_bytes + _SIGNED_HEADER.pack(scheme, len(signature)) + signature
 
 
 def pull_server_key_exchange_ecdhe(buf: Buffer) -> ServerKeyExchangeECDHE:

@@ -9,6 +9,7 @@ L{CipherSuiteInfo.prf_hash}; an instance is accepted too.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Union
@@ -46,6 +47,55 @@ def _hash(hash_cls: HashArg) -> hashes.HashAlgorithm:
     return hash_cls() if isinstance(hash_cls, type) else hash_cls
 
 
+# HMAC (RFC 2104) pads: the key, zero-padded to the hash's block size, is
+# XORed with these bytes before the inner and outer hash respectively.
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+#: PRF hashes computed with hashlib: name -> (constructor, block size).
+_HASHLIB = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
+
+
+def new_hash(hash_cls: HashArg):
+    """
+    A running hashlib hash of the PRF hash C{hash_cls} (for the handshake
+    transcript): cheaper to feed and copy than a C{cryptography} Hash.
+    """
+    fast = _HASHLIB.get(hash_cls.name)
+    return fast[0]() if fast is not None else hashlib.new(hash_cls.name)
+
+
+def _p_hash_hashlib(new, block_size: int, secret: bytes, seed: bytes, length: int) -> bytes:
+    """
+    P_hash with HMAC written out over hashlib: the inner and outer hashes
+    are keyed once, and every HMAC afterwards is two copies of those
+    states. That is a third of the cost of C{cryptography}'s HMAC objects,
+    whose construction alone (an OpenSSL 3 algorithm fetch) costs as much
+    as the hashing of a whole Finished.
+    """
+    if len(secret) > block_size:
+        secret = new(secret).digest()  # RFC 2104 §2: long keys are hashed first
+    key = secret.ljust(block_size, b"\0")
+    inner = new(key.translate(_IPAD))
+    outer = new(key.translate(_OPAD))
+    out = b""
+    a = seed
+    while len(out) < length:
+        # A(i) = HMAC(secret, A(i-1)); output block = HMAC(secret, A(i) + seed)
+        h = inner.copy()
+        h.update(a)
+        o = outer.copy()
+        o.update(h.digest())
+        a = o.digest()
+        h = inner.copy()
+        h.update(a)
+        h.update(seed)
+        o = outer.copy()
+        o.update(h.digest())
+        out += o.digest()
+    return out[:length]
+
+
 def p_hash(hash_cls: HashArg, secret: bytes, seed: bytes, length: int) -> bytes:
     """
     P_hash of RFC 5246 §5: HMAC iterated until C{length} bytes exist.
@@ -54,7 +104,11 @@ def p_hash(hash_cls: HashArg, secret: bytes, seed: bytes, length: int) -> bytes:
     """
     if length < 0:
         raise ValueError(f"negative PRF output length {length}")
-    # Keying HMAC once and copying it avoids re-deriving the padded key per block.
+    fast = _HASHLIB.get(hash_cls.name)
+    if fast is not None:
+        return _p_hash_hashlib(fast[0], fast[1], bytes(secret), bytes(seed), length)
+    # Any other hash: keying HMAC once and copying it avoids re-deriving
+    # the padded key per block.
     keyed = hmac.HMAC(secret, _hash(hash_cls))
     out = bytearray()
     a = seed

@@ -42,28 +42,23 @@ from .messages import (
     Certificate,
     CertificateRequest,
     ClientHello,
-    Finished,
     NewSessionTicket,
     ServerECDHParams,
     ServerHello,
-    ServerHelloDone,
-    ServerKeyExchangeECDHE,
     ServerKeyExchangeECDHEPSK,
     ServerKeyExchangePSK,
-    ecdhe_signed_data,
+    ecdhe_params_bytes,
+    encode_server_hello,
+    encode_server_key_exchange_ecdhe,
+    parse_client_hello,
     pull_certificate,
     pull_certificate_verify,
-    pull_client_hello,
     pull_client_key_exchange_ecdhe,
     pull_client_key_exchange_ecdhe_psk,
     pull_client_key_exchange_psk,
     push_certificate,
     push_certificate_request,
-    push_finished,
     push_new_session_ticket,
-    push_server_hello,
-    push_server_hello_done,
-    push_server_key_exchange_ecdhe,
     push_server_key_exchange_ecdhe_psk,
     push_server_key_exchange_psk,
 )
@@ -75,7 +70,7 @@ _CACHE_SIZE = 64
 #: id of each certificate of a chain -> (the chain, the Certificate body).
 #: Holding the chain keeps the ids from being reused by other objects.
 _certificate_bodies: dict[tuple, tuple] = {}
-#: (id of the key, client's schemes, ours) -> (the key, the chosen scheme)
+#: (id of the key, client's signature_algorithms body, ours) -> (the key, the chosen scheme)
 _chosen_schemes: dict[tuple, tuple] = {}
 
 
@@ -95,13 +90,19 @@ def _certificate_body(chain) -> bytes:
     return body
 
 
-def _choose_scheme(private_key, offered, ours) -> int:
+def _choose_scheme(private_key, offered_body: bytes | None, offered, ours) -> int:
     """
     L{signatures.choose_scheme}, remembered for a key and the lists it was
-    chosen from (clients of one kind send the same list every time). A
-    failure is not remembered: it raises every time.
+    chosen from (clients of one kind send the same list every time). The
+    client's list is known by the extension body it came in, which is
+    cheaper to hash than the decoded list. A failure is not remembered: it
+    raises every time.
+
+    @param offered_body: the signature_algorithms extension body, C{None}
+        when the client sent none.
+    @param offered: that body decoded.
     """
-    key = (id(private_key), tuple(offered), None if ours is None else tuple(ours))
+    key = (id(private_key), offered_body, ours if type(ours) is tuple else (None if ours is None else tuple(ours)))
     hit = _chosen_schemes.get(key)
     if hit is not None:
         return hit[1]
@@ -111,7 +112,40 @@ def _choose_scheme(private_key, offered, ours) -> int:
     _chosen_schemes[key] = (private_key, scheme)
     return scheme
 
+
 _MH = HandshakeType
+
+# Code points as plain ints: every ClientHello is looked through with them,
+# and an IntEnum class attribute costs several times a global name.
+_EXT_SERVER_NAME = int(ExtensionType.server_name)
+_EXT_SUPPORTED_GROUPS = int(ExtensionType.supported_groups)
+_EXT_EC_POINT_FORMATS = int(ExtensionType.ec_point_formats)
+_EXT_SIGNATURE_ALGORITHMS = int(ExtensionType.signature_algorithms)
+_EXT_USE_SRTP = int(ExtensionType.use_srtp)
+_EXT_ALPN = int(ExtensionType.application_layer_protocol_negotiation)
+_EXT_EXTENDED_MASTER_SECRET = int(ExtensionType.extended_master_secret)
+_EXT_RECORD_SIZE_LIMIT = int(ExtensionType.record_size_limit)
+_EXT_SESSION_TICKET = int(ExtensionType.session_ticket)
+_EXT_RENEGOTIATION_INFO = int(ExtensionType.renegotiation_info)
+_SCSV = int(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
+_SERVER_HELLO = int(_MH.server_hello)
+_CERTIFICATE = int(_MH.certificate)
+_SERVER_KEY_EXCHANGE = int(_MH.server_key_exchange)
+_SERVER_HELLO_DONE = int(_MH.server_hello_done)
+_FINISHED = int(_MH.finished)
+
+#: Reply extensions whose bodies never vary: an empty renegotiation_info
+#: on an initial handshake (RFC 5746 §3.6), the uncompressed point format
+#: only (RFC 8422 §5.2), and the empty extended_master_secret (RFC 7627 §5.1).
+_RENEGOTIATION_INFO_REPLY = (_EXT_RENEGOTIATION_INFO, ext.encode_renegotiation_info(b""))
+_EC_POINT_FORMATS_REPLY = (_EXT_EC_POINT_FORMATS, ext.encode_ec_point_formats([0]))
+_EXTENDED_MASTER_SECRET_REPLY = (_EXT_EXTENDED_MASTER_SECRET, ext.encode_extended_master_secret())
+#: RFC 8422 §4: a client without supported_groups is taken to support
+#: what the server would pick; secp256r1 is the universal choice.
+_DEFAULT_CLIENT_GROUPS = (int(NamedGroup.secp256r1),)
+#: The body of ServerHelloDone (RFC 5246 §7.4.5).
+_EMPTY = b""
+_CERTIFICATE_KEY_EXCHANGES = frozenset(k for k in KeyExchange if k.uses_certificates)
 
 
 class ServerState(enum.Enum):
@@ -142,6 +176,10 @@ class ServerHandshake(Handshake):
         self.requested_certificate = False
         self.server_name: str | None = None
         self.offered_schemes: list[int] = []
+        #: the signature_algorithms body they came in (C{None}: none sent)
+        self.offered_schemes_body: bytes | None = None
+        #: the scheme our ServerKeyExchange is signed with
+        self.scheme: int | None = None
         self.chain = configuration.certificate_chain
         self.private_key = configuration.private_key
         self.alpn_protocol: str | None = None
@@ -154,7 +192,7 @@ class ServerHandshake(Handshake):
     # -- flight 3 -> flight 4 -----------------------------------------------------
 
     def on_client_hello(self, body: bytes, raw: bytes) -> None:
-        hello = decode(pull_client_hello, body)
+        hello = parse_client_hello(body)
         # Our messages continue from the cookie-bearing ClientHello's
         # message_seq (RFC 6347 §4.2.2): the HelloVerifyRequest that came
         # before it used the one below.
@@ -165,30 +203,31 @@ class ServerHandshake(Handshake):
         if 0 not in hello.compression_methods:
             raise IllegalParameter("ClientHello without the null compression method")
         config = self.config
-        exts = hello.extensions
-        ems = ext.find_extension(exts, ExtensionType.extended_master_secret)
+        # The parser refuses a type that appears twice (RFC 5246 §7.4.1.4),
+        # so a dict loses nothing.
+        exts = dict(hello.extensions)
+        ems = exts.get(_EXT_EXTENDED_MASTER_SECRET)
         if ems is not None:
             ext.decode_extended_master_secret(ems)
         elif config.require_extended_master_secret:
             raise AlertError("client does not offer extended_master_secret (RFC 7627)", AlertDescription.handshake_failure)
-        reneg = ext.find_extension(exts, ExtensionType.renegotiation_info)
-        secure_renegotiation = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+        reneg = exts.get(_EXT_RENEGOTIATION_INFO)
+        secure_renegotiation = _SCSV in hello.cipher_suites
         if reneg is not None:
             if ext.decode_renegotiation_info(reneg) != b"":
                 raise AlertError("non-empty renegotiation_info on an initial handshake", AlertDescription.handshake_failure)
             secure_renegotiation = True
 
-        groups_data = ext.find_extension(exts, ExtensionType.supported_groups)
-        # RFC 8422 §4: without the extension, assume the client supports
-        # what the server would pick; secp256r1 is the universal choice.
-        client_groups = ext.decode_supported_groups(groups_data) if groups_data is not None else [NamedGroup.secp256r1]
+        groups_data = exts.get(_EXT_SUPPORTED_GROUPS)
+        client_groups = ext.decode_supported_groups(groups_data) if groups_data is not None else _DEFAULT_CLIENT_GROUPS
         group = next((g for g in config.groups if g in client_groups), None)
-        formats = ext.find_extension(exts, ExtensionType.ec_point_formats)
+        formats = exts.get(_EXT_EC_POINT_FORMATS)
         if formats is not None and 0 not in ext.decode_ec_point_formats(formats):
             raise IllegalParameter("client does not accept uncompressed points")
-        schemes_data = ext.find_extension(exts, ExtensionType.signature_algorithms)
+        schemes_data = exts.get(_EXT_SIGNATURE_ALGORITHMS)
         self.offered_schemes = ext.decode_signature_algorithms(schemes_data) if schemes_data is not None else []
-        name_data = ext.find_extension(exts, ExtensionType.server_name)
+        self.offered_schemes_body = schemes_data
+        name_data = exts.get(_EXT_SERVER_NAME)
         if name_data is not None:
             self.server_name = ext.decode_server_name(name_data)
             # RFC 6066 §3: pick the certificate by name, else the default.
@@ -196,60 +235,62 @@ class ServerHandshake(Handshake):
             if credential is not None:
                 self.chain, self.private_key = credential
 
-        session = self._find_session(hello, ems is not None)
+        session = self._find_session(hello, exts, ems is not None)
         suite = session.cipher_suite if session is not None else self._choose_suite(hello, group)
-        self.secrets.client_random = hello.random
-        self.secrets.server_random = config.random(32)
-        self.secrets.suite = CIPHER_SUITES[suite]
-        self.secrets.extended_master_secret = ems is not None
+        secrets = self.secrets
+        secrets.client_random = hello.random
+        secrets.server_random = config.random(32)
+        secrets.suite = info = CIPHER_SUITES[suite]
+        secrets.extended_master_secret = ems is not None
 
         reply_extensions = self._negotiate_extensions(exts)
-        ticket_offered = ext.find_extension(exts, ExtensionType.session_ticket) is not None
-        if session is None and ticket_offered and config.ticket_keys is not None:
+        if session is None and _EXT_SESSION_TICKET in exts and config.ticket_keys is not None:
             # RFC 5077 §3.2: an empty extension promises a NewSessionTicket.
             self.send_ticket = True
             reply_extensions.append((ExtensionType.session_ticket, ext.encode_session_ticket(b"")))
         if secure_renegotiation:
-            reply_extensions.append((ExtensionType.renegotiation_info, ext.encode_renegotiation_info(b"")))
+            reply_extensions.append(_RENEGOTIATION_INFO_REPLY)
         if ems is not None:
-            reply_extensions.append((ExtensionType.extended_master_secret, ext.encode_extended_master_secret()))
+            reply_extensions.append(_EXTENDED_MASTER_SECRET_REPLY)
         if formats is not None:
-            reply_extensions.append((ExtensionType.ec_point_formats, ext.encode_ec_point_formats([0])))
+            reply_extensions.append(_EC_POINT_FORMATS_REPLY)
         if session is not None:
             # RFC 5246 §7.4.1.3 / RFC 5077 §3.4: echo the client's session id.
             self.session_id = hello.session_id
         elif config.session_cache is not None:
             self.session_id = config.random(32)
-        server_hello = ServerHello(DTLS_1_2, self.secrets.server_random, self.session_id, suite, 0, reply_extensions)
-        items = [self.message(_MH.server_hello, encode(push_server_hello, server_hello), epoch=0)]
+        server_hello = ServerHello(DTLS_1_2, secrets.server_random, self.session_id, suite, 0, reply_extensions)
+        items = [self.message(_SERVER_HELLO, encode_server_hello(server_hello), epoch=0)]
         if session is not None:
             self._send_abbreviated(session, items)
             return
 
-        kx = self.secrets.suite.key_exchange
-        if kx.uses_ecdhe:
+        kx = info.key_exchange
+        uses_certificates = kx in _CERTIFICATE_KEY_EXCHANGES
+        if kx is not KeyExchange.PSK:  # every other key exchange is ECDHE
             self.key_share = KeyShare(group)
             params = ServerECDHParams(group, self.key_share.public_bytes)
-        if kx.uses_certificates:
-            items.append(self.message(_MH.certificate, _certificate_body(self.chain), epoch=0))
-            scheme = _choose_scheme(self.private_key, self.offered_schemes, self.config.signature_schemes)
+        if uses_certificates:
+            items.append(self.message(_CERTIFICATE, _certificate_body(self.chain), epoch=0))
+            scheme = self.scheme
+            # RFC 8422 §5.4: the signature covers both randoms and the
+            # params exactly as sent.
+            params_bytes = ecdhe_params_bytes(params)
             signature = signatures.sign(
-                self.private_key,
-                scheme,
-                ecdhe_signed_data(self.secrets.client_random, self.secrets.server_random, params),
+                self.private_key, scheme, secrets.client_random + secrets.server_random + params_bytes
             )
-            ske = encode(push_server_key_exchange_ecdhe, ServerKeyExchangeECDHE(params, scheme, signature))
-            items.append(self.message(_MH.server_key_exchange, ske, epoch=0))
+            ske = encode_server_key_exchange_ecdhe(params_bytes, scheme, signature)
+            items.append(self.message(_SERVER_KEY_EXCHANGE, ske, epoch=0))
         elif kx is KeyExchange.ECDHE_PSK:
             hint = config.psk_identity_hint or b""
             ske = encode(push_server_key_exchange_ecdhe_psk, ServerKeyExchangeECDHEPSK(hint, params))
-            items.append(self.message(_MH.server_key_exchange, ske, epoch=0))
+            items.append(self.message(_SERVER_KEY_EXCHANGE, ske, epoch=0))
         elif config.psk_identity_hint is not None:
             # RFC 4279 §2: plain PSK sends ServerKeyExchange only for a hint.
             ske = encode(push_server_key_exchange_psk, ServerKeyExchangePSK(config.psk_identity_hint))
-            items.append(self.message(_MH.server_key_exchange, ske, epoch=0))
+            items.append(self.message(_SERVER_KEY_EXCHANGE, ske, epoch=0))
 
-        if kx.uses_certificates and config.client_authentication is not ClientAuthentication.NONE:
+        if uses_certificates and config.client_authentication is not ClientAuthentication.NONE:
             self.requested_certificate = True
             request = CertificateRequest(
                 [ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign],
@@ -257,19 +298,23 @@ class ServerHandshake(Handshake):
                 [root.subject.public_bytes() for root in config.trust_roots],
             )
             items.append(self.message(_MH.certificate_request, encode(push_certificate_request, request), epoch=0))
-        items.append(self.message(_MH.server_hello_done, encode(push_server_hello_done, ServerHelloDone()), epoch=0))
+        items.append(self.message(_SERVER_HELLO_DONE, _EMPTY, epoch=0))
         self.state = ServerState.WAIT_CERTIFICATE if self.requested_certificate else ServerState.WAIT_CLIENT_KEY_EXCHANGE
         self.host.send_flight(items, final=False)
 
-    def _find_session(self, hello: ClientHello, client_ems: bool) -> Session | None:
+    def _find_session(self, hello: ClientHello, exts: dict[int, bytes], client_ems: bool) -> Session | None:
         """
         A session the client offers (by ticket, RFC 5077 §3.4, or by id)
         that we can resume; C{None} means a full handshake.
+
+        @param exts: the ClientHello's extensions by type.
         """
         config = self.config
+        ticket = exts.get(_EXT_SESSION_TICKET)
+        if not (ticket and config.ticket_keys is not None) and not (hello.session_id and config.session_cache is not None):
+            return None  # nothing offered that we could look up
         now = self.wall_clock()
         session = None
-        ticket = ext.find_extension(hello.extensions, ExtensionType.session_ticket)
         if ticket and config.ticket_keys is not None:
             session = config.ticket_keys.open(ext.decode_session_ticket(ticket), hello.session_id, now)
             if session is not None and not hello.session_id:
@@ -301,18 +346,21 @@ class ServerHandshake(Handshake):
         items.append(self.change_cipher_spec(epoch=0))
         self.host.install_write(1, server_write)
         self.server_verify_data = self.verify_data(b"server finished")
-        items.append(self.message(_MH.finished, encode(push_finished, Finished(self.server_verify_data)), epoch=1))
+        # RFC 5246 §7.4.9: the Finished body is the verify_data alone.
+        items.append(self.message(_FINISHED, self.server_verify_data, epoch=1))
         self.state = ServerState.WAIT_CHANGE_CIPHER_SPEC
         self.host.send_flight(items, final=False)
 
-    def _negotiate_extensions(self, exts) -> list[tuple[int, bytes]]:
+    def _negotiate_extensions(self, exts: dict[int, bytes]) -> list[tuple[int, bytes]]:
         """
         ALPN (RFC 7301), use_srtp (RFC 5764) and record_size_limit
         (RFC 8449): what we answer in ServerHello.
+
+        @param exts: the ClientHello's extensions by type.
         """
         config = self.config
         reply = []
-        alpn = ext.find_extension(exts, ExtensionType.application_layer_protocol_negotiation)
+        alpn = exts.get(_EXT_ALPN)
         if alpn is not None and config.alpn_protocols:
             offered = [p.decode("latin-1") for p in ext.decode_alpn(alpn)]
             chosen = next((p for p in config.alpn_protocols if p in offered), None)
@@ -322,7 +370,7 @@ class ServerHandshake(Handshake):
                 )
             self.alpn_protocol = chosen
             reply.append((ExtensionType.application_layer_protocol_negotiation, ext.encode_alpn([chosen.encode("latin-1")])))
-        srtp = ext.find_extension(exts, ExtensionType.use_srtp)
+        srtp = exts.get(_EXT_USE_SRTP)
         if srtp is not None and config.srtp_profiles:
             offered_srtp = ext.decode_use_srtp(srtp)
             chosen_profile = next((p for p in config.srtp_profiles if p in offered_srtp.profiles), None)
@@ -330,7 +378,7 @@ class ServerHandshake(Handshake):
             if chosen_profile is not None:
                 self.srtp_profile = chosen_profile
                 reply.append((ExtensionType.use_srtp, ext.encode_use_srtp([chosen_profile], b"")))
-        limit = ext.find_extension(exts, ExtensionType.record_size_limit)
+        limit = exts.get(_EXT_RECORD_SIZE_LIMIT)
         if limit is not None:
             self.peer_record_size_limit = ext.decode_record_size_limit(limit)
             own = config.record_size_limit if config.record_size_limit is not None else 2**14
@@ -340,31 +388,34 @@ class ServerHandshake(Handshake):
     def _choose_suite(self, hello: ClientHello, group: int | None) -> int:
         """
         Server preference order among what the client offers and what our
-        credentials can do.
+        credentials can do. For a certificate suite, the signature scheme
+        it will use is left in C{self.scheme}.
         """
+        config = self.config
         key = self.private_key
         offered = set(hello.cipher_suites)
-        for suite in self.config.cipher_suites:
+        for suite in config.cipher_suites:
             if suite not in offered:
                 continue
-            info = CIPHER_SUITES[suite]
-            if info.key_exchange.uses_ecdhe and group is None:
-                continue
-            if info.key_exchange is KeyExchange.ECDHE_ECDSA and not isinstance(
-                key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
-            ):
-                continue
-            if info.key_exchange is KeyExchange.ECDHE_RSA and not isinstance(key, rsa.RSAPrivateKey):
-                continue
-            if info.key_exchange.uses_psk and self.config.psk_lookup is None:
-                continue
-            if info.key_exchange.uses_certificates and not self.chain:
-                continue
-            if info.key_exchange.uses_certificates:
+            kx = CIPHER_SUITES[suite].key_exchange
+            if kx is not KeyExchange.PSK and group is None:
+                continue  # an ECDHE suite without a group in common
+            if kx in _CERTIFICATE_KEY_EXCHANGES:
+                if not self.chain:
+                    continue
+                if kx is KeyExchange.ECDHE_ECDSA:
+                    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+                        continue
+                elif not isinstance(key, rsa.RSAPrivateKey):
+                    continue
                 try:
-                    _choose_scheme(key, self.offered_schemes, self.config.signature_schemes)
+                    self.scheme = _choose_scheme(
+                        key, self.offered_schemes_body, self.offered_schemes, config.signature_schemes
+                    )
                 except AlertError:
                     continue
+            elif config.psk_lookup is None:
+                continue
             return suite
         raise AlertError("no cipher suite in common", AlertDescription.handshake_failure)
 
@@ -400,8 +451,13 @@ class ServerHandshake(Handshake):
             psk = self._psk_for(message.identity)
             pre_master = prf.psk_premaster(psk, self.key_share.exchange(message.public))
         else:
-            message = decode(pull_client_key_exchange_ecdhe, body)
-            pre_master = self.key_share.exchange(message.public)
+            # RFC 8422 §5.7: ClientECDiffieHellmanPublic is the point alone,
+            # opaque<1..2^8-1>; anything else is refused by the decoder.
+            if 1 < len(body) == body[0] + 1:
+                public = body[1:]
+            else:
+                public = decode(pull_client_key_exchange_ecdhe, body).public
+            pre_master = self.key_share.exchange(public)
         self.key_share = None
         self.derive_master_secret(pre_master)
         self.state = ServerState.WAIT_CERTIFICATE_VERIFY if self.peer_certificates else ServerState.WAIT_CHANGE_CIPHER_SPEC
@@ -436,27 +492,32 @@ class ServerHandshake(Handshake):
     # -- flight 6 ---------------------------------------------------------------------
 
     def on_finished(self, body: bytes, raw: bytes) -> None:
-        self.client_verify_data = self.check_finished(body, raw, b"client finished")
+        self.client_verify_data = self.check_finished(body, raw, prf.CLIENT_FINISHED)
         self.state = ServerState.ESTABLISHED
+        config = self.config
+        secrets = self.secrets
         if not self.resumed:
             items = []
-            session = self._make_session()
-            if self.config.session_cache is not None and self.session_id:
-                self.config.session_cache.put(session)
-            if self.send_ticket:
-                ticket = self.config.ticket_keys.seal(session)
-                lifetime = int(self.config.ticket_keys.lifetime)
-                nst = encode(push_new_session_ticket, NewSessionTicket(lifetime, ticket))
-                items.append(self.message(_MH.new_session_ticket, nst, epoch=0))
+            # A session is only written down where it can be resumed.
+            if self.send_ticket or (config.session_cache is not None and self.session_id):
+                session = self._make_session()
+                if config.session_cache is not None and self.session_id:
+                    config.session_cache.put(session)
+                if self.send_ticket:
+                    ticket = config.ticket_keys.seal(session)
+                    lifetime = int(config.ticket_keys.lifetime)
+                    nst = encode(push_new_session_ticket, NewSessionTicket(lifetime, ticket))
+                    items.append(self.message(_MH.new_session_ticket, nst, epoch=0))
             items.append(self.change_cipher_spec(epoch=0))
             self.host.install_write(1, self.pending_write)
             self.pending_write = None
-            self.server_verify_data = self.verify_data(b"server finished")
-            items.append(self.message(_MH.finished, encode(push_finished, Finished(self.server_verify_data)), epoch=1))
+            self.server_verify_data = self.verify_data(prf.SERVER_FINISHED)
+            # RFC 5246 §7.4.9: the Finished body is the verify_data alone.
+            items.append(self.message(_FINISHED, self.server_verify_data, epoch=1))
         self.parameters = NegotiatedParameters(
-            cipher_suite=CipherSuite(self.secrets.suite.suite),
+            cipher_suite=CipherSuite(secrets.suite.suite),
             version=DTLS_1_2,
-            extended_master_secret=self.secrets.extended_master_secret,
+            extended_master_secret=secrets.extended_master_secret,
             peer_certificates=self.peer_certificates,
             server_name=self.server_name,
             alpn_protocol=self.alpn_protocol,

@@ -46,6 +46,9 @@ _RSA_PSS = {
     _S.rsa_pss_rsae_sha512: hashes.SHA512,
 }
 
+#: ECDSA algorithm objects are immutable, so each scheme's is built once.
+_ECDSA_ALGORITHMS = {scheme: ec.ECDSA(hash_cls()) for scheme, hash_cls in _ECDSA.items()}
+
 #: Every scheme L{sign} and L{verify} implement.
 SUPPORTED_SCHEMES: frozenset[SignatureScheme] = frozenset(
     [*_ECDSA, *_RSA_PKCS1, *_RSA_PSS, _S.ed25519]
@@ -185,6 +188,10 @@ def sign(private_key: PrivateKey, scheme: int, data: bytes) -> bytes:
     @raise ValueError: if we do not implement C{scheme} or it does not fit
         C{private_key} (local misuse: choose with L{choose_scheme}).
     """
+    if scheme in _ECDSA_ALGORITHMS and isinstance(private_key, ec.EllipticCurvePrivateKey):
+        # Every ECDHE_ECDSA ServerKeyExchange: the key's type is checked on
+        # the key itself, without deriving its public key.
+        return private_key.sign(data, _ECDSA_ALGORITHMS[scheme])
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(f"unsupported signature scheme {_scheme_name(scheme)}")
     scheme = SignatureScheme(scheme)
@@ -192,8 +199,6 @@ def sign(private_key: PrivateKey, scheme: int, data: bytes) -> bytes:
         _check_fits(private_key.public_key(), scheme)
     except IllegalParameter as e:
         raise ValueError(e.message) from None
-    if scheme in _ECDSA:
-        return private_key.sign(data, ec.ECDSA(_ECDSA[scheme]()))  # type: ignore[call-arg, union-attr]
     if scheme in _RSA_PKCS1:
         return private_key.sign(data, padding.PKCS1v15(), _RSA_PKCS1[scheme]())  # type: ignore[call-arg, union-attr]
     if scheme in _RSA_PSS:
