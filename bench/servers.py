@@ -137,11 +137,16 @@ def start_dtls_echo(workdir: str, cpu: int | None, extra: str = "") -> Server:
     return _start("dtls-echo", argv, port, workdir, cpu, "dtls-echo listening on")
 
 
-def start_plain_echo(workdir: str, cpu: int | None) -> Server:
+def start_plain_echo(workdir: str, cpu: int | None, aead: bool = False) -> Server:
+    """
+    C{bench/plain_echo.tac}; with C{aead}, the variant that also seals and
+    opens every datagram with a bare AES-GCM (see the file).
+    """
     port = free_udp_port()
     argv = [*_TWISTD, "-n", "--pidfile=", "--logfile=-",
             "-y", os.path.join(HERE, "plain_echo.tac")]
-    return _start("plain-echo", argv, port, workdir, cpu, "starting on", {"BENCH_PORT": str(port)})
+    name = "aead-echo" if aead else "plain-echo"
+    return _start(name, argv, port, workdir, cpu, "starting on", {"BENCH_PORT": str(port), "BENCH_AEAD": "1" if aead else "0"})
 
 
 def start_bench_dtls_echo(workdir: str, cpu: int | None, options: dict | None = None) -> Server:

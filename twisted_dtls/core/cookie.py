@@ -118,6 +118,11 @@ class CookieContext:
         self._previous: bytes | None = None
         self._previous_until = -math.inf
         self._keys: dict[tuple[bytes, int], bytes] = {}
+        #: make_cookie's period, master, tag byte and key, kept between calls
+        self._issuing_period: int | None = None
+        self._issuing_master: bytes | None = None
+        self._issuing_tag = b""
+        self._issuing_key = b""
 
     def __repr__(self) -> str:
         return f"CookieContext(lifetime={self.lifetime})"
@@ -169,7 +174,17 @@ class CookieContext:
             holding the same secret (wall-clock seconds).
         """
         period = self._period(now)
-        return bytes([period & 0xFF]) + self._mac(self._master, period, client_hello_fields, address)
+        master = self._master
+        if period != self._issuing_period or master is not self._issuing_master:
+            # Every cookie-less ClientHello lands here: the tag and key of
+            # the current period are worked out once per period.
+            self._issuing_period = period
+            self._issuing_master = master
+            self._issuing_tag = bytes((period & 0xFF,))
+            self._issuing_key = self._key(master, period)
+        return self._issuing_tag + blake2s(
+            _peer(address) + client_hello_fields, digest_size=_MAC_LENGTH, key=self._issuing_key
+        ).digest()
 
     def verify_cookie(self, cookie: bytes, client_hello_fields: bytes, address: tuple, now: float) -> bool:
         """
