@@ -252,6 +252,35 @@ def _pairs(label: str, n: int, run_a, run_b) -> list[tuple[dict, dict]]:
     return out
 
 
+def _rate_row(name: str, got: list, ours_unit: str, baseline_unit: str, target: float | None = None,
+              key: str = "") -> Row:
+    """
+    A row comparing the rates of interleaved (baseline, ours) load runs.
+    """
+    return Row(
+        name,
+        _rate(_med([b["rate"] for _, b in got]), ours_unit),
+        _rate(_med([a["rate"] for a, _ in got]), baseline_unit),
+        [b["rate"] / a["rate"] for a, b in got],
+        target=target,
+        key=key,
+    )
+
+
+def _cpu_row(name: str, got: list, key: str) -> Row:
+    """
+    A row comparing the server CPU per datagram of interleaved load runs.
+    """
+    return Row(
+        name,
+        _us(_med([b["server_cpu_per_record"] for _, b in got])),
+        _us(_med([a["server_cpu_per_record"] for a, _ in got])),
+        [b["server_cpu_per_record"] / a["server_cpu_per_record"] for a, b in got],
+        better="lower",
+        key=key,
+    )
+
+
 def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> None:
     scpu, lcpu = plan["server"], plan["loadgen"]
     pairs = 5
@@ -287,25 +316,12 @@ def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> No
             if bad:
                 raise RuntimeError(f"{bad} sampled DTLS echoes did not match what was sent")
             results.rows.append(
-                Row(
+                _rate_row(
                     f"Echo records/s, {payload} B, window 32 (`twistd dtls-echo` vs plain Twisted UDP echo)",
-                    _rate(_med([b["rate"] for _, b in got]), "records"),
-                    _rate(_med([a["rate"] for a, _ in got]), "datagrams"),
-                    [b["rate"] / a["rate"] for a, b in got],
-                    target=0.60 if payload == 1000 else None,
-                    key=f"echo_{payload}",
+                    got, "records", "datagrams", target=0.60 if payload == 1000 else None, key=f"echo_{payload}",
                 )
             )
-            results.rows.append(
-                Row(
-                    f"Server CPU per echoed record, {payload} B",
-                    _us(_med([b["server_cpu_per_record"] for _, b in got])),
-                    _us(_med([a["server_cpu_per_record"] for a, _ in got])),
-                    [b["server_cpu_per_record"] / a["server_cpu_per_record"] for a, b in got],
-                    better="lower",
-                    key=f"echo_cpu_{payload}",
-                )
-            )
+            results.rows.append(_cpu_row(f"Server CPU per echoed record, {payload} B", got, f"echo_cpu_{payload}"))
         _say(f"echo with a bare AES-GCM seal and open, 1000-byte payloads, window 32: {pairs} pairs of {duration} s")
         common = ["--payload", "1000", "--window", "32", "--duration", duration, "--warmup", warmup]
         got = _pairs(
@@ -316,13 +332,10 @@ def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> No
         )
         results.raw["echo_aead_1000"] = got
         results.rows.append(
-            Row(
+            _rate_row(
                 "Echo datagrams/s, 1000 B, window 32: the plain echo plus one bare AES-GCM seal and open per "
                 "datagram (the cipher alone, no record layer: a ceiling for any Python DTLS) vs plain echo",
-                _rate(_med([b["rate"] for _, b in got]), "datagrams"),
-                _rate(_med([a["rate"] for a, _ in got]), "datagrams"),
-                [b["rate"] / a["rate"] for a, b in got],
-                key="echo_aead_1000",
+                got, "datagrams", "datagrams", key="echo_aead_1000",
             )
         )
         _say(f"HelloVerifyRequests, window 32: {pairs} pairs of {duration} s")
@@ -335,25 +348,12 @@ def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> No
         )
         results.raw["hvr"] = got
         results.rows.append(
-            Row(
+            _rate_row(
                 "HelloVerifyRequests answered/s (DTLSPort without per-source limit, vs plain echo of the same ClientHello)",
-                _rate(_med([b["rate"] for _, b in got]), "HVR"),
-                _rate(_med([a["rate"] for a, _ in got]), "datagrams"),
-                [b["rate"] / a["rate"] for a, b in got],
-                target=0.70,
-                key="hvr",
+                got, "HVR", "datagrams", target=0.70, key="hvr",
             )
         )
-        results.rows.append(
-            Row(
-                "Server CPU per HelloVerifyRequest (vs per plain echo)",
-                _us(_med([b["server_cpu_per_record"] for _, b in got])),
-                _us(_med([a["server_cpu_per_record"] for a, _ in got])),
-                [b["server_cpu_per_record"] / a["server_cpu_per_record"] for a, b in got],
-                better="lower",
-                key="hvr_cpu",
-            )
-        )
+        results.rows.append(_cpu_row("Server CPU per HelloVerifyRequest (vs per plain echo)", got, "hvr_cpu"))
         hs_duration = "1.5" if quick else "3.0"
         _say(f"handshakes over UDP, 16 OpenSSL clients: 5 runs of {hs_duration} s")
         runs = []
