@@ -16,7 +16,6 @@ Full handshake, client side::
 from __future__ import annotations
 
 import datetime
-import enum
 import ipaddress
 
 from cryptography import x509
@@ -32,7 +31,15 @@ from .constants import (
     HandshakeType,
 )
 from .errors import AlertError, IllegalParameter
-from .handshake import CHANGE_CIPHER_SPEC, Handshake, NegotiatedParameters, check_version, decode, encode
+from .handshake import (
+    CHANGE_CIPHER_SPEC,
+    Handshake,
+    HandshakeState,
+    NegotiatedParameters,
+    check_version,
+    decode,
+    encode,
+)
 from .keyexchange import KeyShare
 from .messages import (
     Certificate,
@@ -69,7 +76,7 @@ MAX_HELLO_VERIFY_REQUESTS = 4
 _MH = HandshakeType
 
 
-class ClientState(enum.Enum):
+class ClientState(HandshakeState):
     START = "start"
     WAIT_SERVER_HELLO = "wait_server_hello"
     WAIT_CERTIFICATE = "wait_certificate"

@@ -48,6 +48,9 @@ MAX_EARLY_RECORDS = 8
 # A plain int: compared on every application record, where an enum
 # member's lookup and comparison would cost more than the test itself.
 _APPLICATION_DATA = int(ContentType.application_data)
+_HANDSHAKE = int(ContentType.handshake)
+_ALERT = int(ContentType.alert)
+_CHANGE_CIPHER_SPEC = int(ContentType.change_cipher_spec)
 
 
 class DTLSConnection:
@@ -299,10 +302,8 @@ class DTLSConnection:
         @raise ValueError: C{data} does not fit one datagram
             (see L{max_send_size}).
         """
-        if self._closed:
-            raise ProtocolMisuseError("the connection is closed")
-        if self.negotiated is None:
-            raise ProtocolMisuseError("the handshake has not completed")
+        if self._closed or self.negotiated is None:
+            self._refuse_send()
         limit = self.max_send_size
         if len(data) > limit:
             raise ValueError(
@@ -320,10 +321,8 @@ class DTLSConnection:
         @raise ProtocolMisuseError: before the handshake completes or after
             the connection closed.
         """
-        if self._closed:
-            raise ProtocolMisuseError("the connection is closed")
-        if self.negotiated is None:
-            raise ProtocolMisuseError("the handshake has not completed")
+        if self._closed or self.negotiated is None:
+            self._refuse_send()
         self._outgoing.append(self._records.seal(_APPLICATION_DATA, data))
 
     def seal_application_datagram(self, data: bytes) -> bytes | None:
@@ -336,15 +335,18 @@ class DTLSConnection:
         @raise ProtocolMisuseError: before the handshake completes or after
             the connection closed.
         """
-        if self._closed:
-            raise ProtocolMisuseError("the connection is closed")
-        if self.negotiated is None:
-            raise ProtocolMisuseError("the handshake has not completed")
+        if self._closed or self.negotiated is None:
+            self._refuse_send()
         datagram = self._records.seal(_APPLICATION_DATA, data)
         if self._outgoing:
             self._outgoing.append(datagram)
             return None
         return datagram
+
+    def _refuse_send(self) -> None:
+        if self._closed:
+            raise ProtocolMisuseError("the connection is closed")
+        raise ProtocolMisuseError("the handshake has not completed")
 
     def release_ciphers(self) -> None:
         """
@@ -405,13 +407,13 @@ class DTLSConnection:
         while self._work and not self._closed:
             record = self._work.pop(0)
             kind = record.content_type
-            if kind == ContentType.handshake:
+            if kind == _HANDSHAKE:
                 self._on_handshake_record(record)
-            elif kind == ContentType.application_data:
+            elif kind == _APPLICATION_DATA:
                 self._on_application_data(record)
-            elif kind == ContentType.alert:
+            elif kind == _ALERT:
                 self._on_alert(record)
-            elif kind == ContentType.change_cipher_spec:
+            elif kind == _CHANGE_CIPHER_SPEC:
                 self._on_change_cipher_spec(record)
 
     def _count(self, reason: str) -> None:
@@ -426,8 +428,9 @@ class DTLSConnection:
             self._count("malformed_handshake")
             return
         current_epoch = record.epoch == self._records.read_epoch
+        reassembler = self._reassembler
         for fragment in fragments:
-            if fragment.message_seq < self._reassembler.next_seq:
+            if fragment.message_seq < reassembler.next_seq:
                 self._on_old_fragment(fragment)
                 continue
             if not current_epoch:
@@ -438,16 +441,17 @@ class DTLSConnection:
                 continue
             if not self._server_started and not self.is_client:
                 self._begin_server(record, fragment)
-            self._reassembler.add(fragment)
-            while not self._closed:
-                message = self._reassembler.pop()
-                if message is None:
-                    break
+            message = reassembler.take_whole(fragment)
+            if message is None:
+                reassembler.add(fragment)
+                message = reassembler.pop()
+            while message is not None and not self._closed:
                 msg_type, seq, body = message
                 self._current_seq = seq
                 self._handshake.handle(msg_type, seq, body)
                 if self.negotiated is not None:
                     break
+                message = reassembler.pop()
 
     def _begin_server(self, record: OpenedRecord, fragment) -> None:
         """

@@ -24,6 +24,10 @@ from .messages import HandshakeFragment, push_handshake_fragment  # noqa: F401 (
 # length, message_seq, then the uint24 fragment_offset split as 2 + 1 bytes
 # so that its low byte and the uint24 fragment_length share a uint32.
 _HEADER = struct.Struct(">IHHI")
+#: L{handshake_header} as a struct, for the per-message paths that pack an
+#: unfragmented header (offset 0, fragment_length = length) themselves:
+#: C{pack((msg_type << 24) | length, message_seq, 0, length)}.
+HANDSHAKE_HEADER = _HEADER
 
 
 def handshake_header(msg_type: int, length: int, message_seq: int, offset: int, fragment_length: int) -> bytes:
@@ -42,6 +46,9 @@ class FlightItem:
     One element of a flight: a handshake message, or a ChangeCipherSpec.
 
     @ivar epoch: the write epoch the item is sent in.
+    @ivar header: the message's unfragmented handshake header when already
+        built (L{Handshake.message} builds it for the transcript), so that
+        sending the message whole does not build it again; empty otherwise.
     """
 
     epoch: int
@@ -49,6 +56,7 @@ class FlightItem:
     msg_type: int = 0
     message_seq: int = 0
     body: bytes = b""
+    header: bytes = b""
 
 
 class _PartialMessage:
@@ -146,6 +154,34 @@ class Reassembler:
             return self.add(fragment)
         _fill(partial, offset, body)
         return False
+
+    def take_whole(self, fragment: HandshakeFragment) -> tuple[int, int, bytes] | None:
+        """
+        L{add} then L{pop} for the fragment nearly every one is: the whole
+        of the message due next, arriving while nothing else is held. It is
+        delivered as it is, with no L{_PartialMessage} in between.
+
+        @return: C{(msg_type, message_seq, body)} as L{pop} would return it;
+            C{None} when the fragment is anything else, and then nothing
+            was done: the caller goes through L{add} and L{pop}.
+        """
+        seq = fragment.message_seq
+        body = fragment.body
+        length = fragment.length
+        if (
+            seq != self.next_seq
+            or self._partial
+            or fragment.fragment_offset
+            or len(body) != length
+            or type(body) is not bytes
+            # add()'s limits: with nothing held, these are all it checks.
+            or length > self._max_message
+            or length > self._max_bytes
+            or self._max_future < 1
+        ):
+            return None
+        self.next_seq = seq + 1
+        return fragment.msg_type, seq, body
 
     def pop(self) -> tuple[int, int, bytes] | None:
         """
@@ -253,7 +289,7 @@ def pack_flight(
         space = min(max_datagram_size - len(current) - record_overhead, max_record_plaintext) - HANDSHAKE_HEADER_SIZE
         if space >= length and space > 0:
             # The whole message fits, as nearly every one does: one record.
-            header = handshake_header(item.msg_type, length, item.message_seq, 0, length)
+            header = item.header or handshake_header(item.msg_type, length, item.message_seq, 0, length)
             current += seal(handshake, header + body, epoch)
             continue
         offset = 0

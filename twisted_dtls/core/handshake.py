@@ -9,6 +9,7 @@ C{unexpected_message} (RFC 5246 §7.4, RFC 6347 §4.2).
 
 from __future__ import annotations
 
+import enum
 import hmac
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -21,7 +22,7 @@ from .buffer import Buffer
 from .configuration import DTLSConfiguration
 from .constants import DTLS_1_2, AlertDescription, ContentType, HandshakeType
 from .errors import AlertError, DecodeError, UnexpectedMessage
-from .fragments import FlightItem, handshake_header
+from .fragments import HANDSHAKE_HEADER, FlightItem
 from .protection import RecordProtection
 from .suites import CipherSuiteInfo
 
@@ -35,6 +36,19 @@ _FINISHED = int(HandshakeType.finished)
 _HELLO_VERIFY_REQUEST = int(HandshakeType.hello_verify_request)
 _HANDSHAKE = int(ContentType.handshake)
 _CHANGE_CIPHER_SPEC = int(ContentType.change_cipher_spec)
+_pack_header = HANDSHAKE_HEADER.pack
+
+
+class HandshakeState(enum.Enum):
+    """
+    Base of each role's state enum (the keys of its transition table).
+
+    Members hash by identity, which agrees with Enum equality (identity as
+    well): C{Enum.__hash__} is a Python function hashing the member's name,
+    and the table is looked up on every handshake message.
+    """
+
+    __hash__ = object.__hash__
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,8 @@ class Handshake:
         #: the peer's RFC 8449 limit on the records we send it
         self.peer_record_size_limit: int | None = None
         self._pre_master = b""
+        #: the PRF keyed with the master secret (see L{_master_prf})
+        self._prf_key: prf.PRFKey | None = None
         #: our Finished verify_data and the peer's (RFC 5746 §3.1)
         self.client_verify_data = b""
         self.server_verify_data = b""
@@ -143,7 +159,7 @@ class Handshake:
         if msg_type != CHANGE_CIPHER_SPEC:
             # RFC 6347 §4.2.6: hashed as one unfragmented message.
             length = len(body)
-            raw = handshake_header(msg_type, length, message_seq, 0, length) + body
+            raw = _pack_header((msg_type << 24) | length, message_seq, 0, length) + body
             # Finished is hashed after it is checked: its own verify_data
             # covers the messages before it only.
             if msg_type != _FINISHED:
@@ -162,13 +178,16 @@ class Handshake:
         Number a message we send and add it to the transcript.
         """
         seq = self.next_send_seq
-        self.next_send_seq += 1
+        self.next_send_seq = seq + 1
+        length = len(body)
+        # The unfragmented header (RFC 6347 §4.2.6) goes into the transcript
+        # and, kept in the item, in front of the message when it is sent whole.
+        header = _pack_header((msg_type << 24) | length, seq, 0, length)
         if msg_type != _HELLO_VERIFY_REQUEST:
-            length = len(body)
             transcript = self.transcript
-            transcript += handshake_header(msg_type, length, seq, 0, length)
+            transcript += header
             transcript += body
-        return FlightItem(epoch, _HANDSHAKE, msg_type, seq, body)
+        return FlightItem(epoch, _HANDSHAKE, msg_type, seq, body, header)
 
     @staticmethod
     def change_cipher_spec(epoch: int) -> FlightItem:
@@ -230,14 +249,24 @@ class Handshake:
         @return: (client write, server write) protection from the key block.
         """
         s = self.secrets
-        keys = prf.key_block(s.suite, s.master_secret, s.client_random, s.server_random)
-        return (
-            RecordProtection(s.suite, keys.client_write_key, keys.client_write_iv),
-            RecordProtection(s.suite, keys.server_write_key, keys.server_write_iv),
+        client_key, server_key, client_iv, server_iv = self._master_prf().key_block(
+            s.suite, s.client_random, s.server_random
         )
+        return RecordProtection(s.suite, client_key, client_iv), RecordProtection(s.suite, server_key, server_iv)
 
     def verify_data(self, label: bytes) -> bytes:
-        return prf.verify_data(self.prf_hash, self.secrets.master_secret, label, self.transcript_hash())
+        return self._master_prf().verify_data(label, self.transcript_hash())
+
+    def _master_prf(self) -> prf.PRFKey:
+        """
+        The PRF keyed with the master secret: the key block and both
+        Finished messages use the same key, so it is set up once.
+        """
+        s = self.secrets
+        key = self._prf_key
+        if key is None or key.secret is not s.master_secret:
+            key = self._prf_key = prf.PRFKey(s.suite.prf_hash, s.master_secret)
+        return key
 
     def check_finished(self, body: bytes, raw: bytes, label: bytes) -> bytes:
         """
@@ -259,6 +288,7 @@ class Handshake:
         Drop what only the handshake needed, once it is over.
         """
         self.reset_transcript()
+        self._prf_key = None
 
 
 def _message_name(msg_type: int) -> str:

@@ -265,17 +265,22 @@ def _parse_extensions(body: bytes, pos: int, end: int) -> list[tuple[int, bytes]
     pos += 2
     extensions = []
     seen = set()
+    unpack = _EXTENSION_HEADER.unpack_from
     while pos < end:
         data_start = pos + 4
         if data_start > end:
             return None
-        ext_type = (body[pos] << 8) | body[pos + 1]
-        pos = data_start + ((body[pos + 2] << 8) | body[pos + 3])
+        ext_type, size = unpack(body, pos)
+        pos = data_start + size
         if pos > end or ext_type in seen:
             return None
         seen.add(ext_type)
         extensions.append((ext_type, body[data_start:pos]))
     return extensions
+
+
+# An extension's type and the length of its data (RFC 5246 §7.4.1.4).
+_EXTENSION_HEADER = struct.Struct(">HH")
 
 
 def push_client_hello(buf: Buffer, msg: ClientHello) -> None:

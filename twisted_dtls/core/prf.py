@@ -65,19 +65,24 @@ def new_hash(hash_cls: HashArg):
     return fast[0]() if fast is not None else hashlib.new(hash_cls.name)
 
 
-def _p_hash_hashlib(new, block_size: int, secret: bytes, seed: bytes, length: int) -> bytes:
+def _keyed(new, block_size: int, secret: bytes) -> tuple:
     """
-    P_hash with HMAC written out over hashlib: the inner and outer hashes
-    are keyed once, and every HMAC afterwards is two copies of those
-    states. That is a third of the cost of C{cryptography}'s HMAC objects,
-    whose construction alone (an OpenSSL 3 algorithm fetch) costs as much
-    as the hashing of a whole Finished.
+    The inner and outer hashes of HMAC(secret, .) (RFC 2104), each fed its
+    padded key: every HMAC under C{secret} afterwards is two copies of these.
     """
     if len(secret) > block_size:
         secret = new(secret).digest()  # RFC 2104 §2: long keys are hashed first
     key = secret.ljust(block_size, b"\0")
-    inner = new(key.translate(_IPAD))
-    outer = new(key.translate(_OPAD))
+    return new(key.translate(_IPAD)), new(key.translate(_OPAD))
+
+
+def _expand(inner, outer, seed: bytes, length: int) -> bytes:
+    """
+    P_hash (RFC 5246 §5) from keyed hashlib states (see L{_keyed}): a third
+    of the cost of C{cryptography}'s HMAC objects, whose construction alone
+    (an OpenSSL 3 algorithm fetch) costs as much as the hashing of a whole
+    Finished.
+    """
     out = b""
     a = seed
     while len(out) < length:
@@ -106,7 +111,8 @@ def p_hash(hash_cls: HashArg, secret: bytes, seed: bytes, length: int) -> bytes:
         raise ValueError(f"negative PRF output length {length}")
     fast = _HASHLIB.get(hash_cls.name)
     if fast is not None:
-        return _p_hash_hashlib(fast[0], fast[1], bytes(secret), bytes(seed), length)
+        inner, outer = _keyed(fast[0], fast[1], bytes(secret))
+        return _expand(inner, outer, bytes(seed), length)
     # Any other hash: keying HMAC once and copying it avoids re-deriving
     # the padded key per block.
     keyed = hmac.HMAC(secret, _hash(hash_cls))
@@ -147,6 +153,70 @@ def extended_master_secret(hash_cls: HashArg, pre_master: bytes, session_hash: b
     return prf(hash_cls, pre_master, EXTENDED_MASTER_SECRET, session_hash, MASTER_SECRET_LENGTH)
 
 
+class PRFKey:
+    """
+    PRF(secret, label, seed) for one secret, keyed once: the key block and
+    both Finished messages of a handshake all use the master secret, and
+    keying HMAC costs as much as one of those PRF computations.
+
+    @ivar secret: the secret, as given.
+    """
+
+    __slots__ = ("secret", "_hash", "_inner", "_outer")
+
+    def __init__(self, hash_cls: HashArg, secret: bytes):
+        self.secret = secret
+        self._hash = hash_cls
+        fast = _HASHLIB.get(hash_cls.name)
+        if fast is None:
+            # Left to p_hash, which handles any hash.
+            self._inner = self._outer = None
+        else:
+            self._inner, self._outer = _keyed(fast[0], fast[1], bytes(secret))
+
+    def __repr__(self) -> str:
+        # The secret never reaches logs or tracebacks through repr.
+        return "PRFKey(<secret>)"
+
+    def __call__(self, label: bytes, seed: bytes, length: int) -> bytes:
+        """
+        L{prf} with this key.
+        """
+        if self._inner is None:
+            return prf(self._hash, self.secret, label, seed, length)
+        if length < 0:
+            raise ValueError(f"negative PRF output length {length}")
+        return _expand(self._inner, self._outer, label + seed, length)
+
+    def key_block(self, info: CipherSuiteInfo, client_random: bytes, server_random: bytes) -> tuple:
+        """
+        L{key_block} with this key as the master secret.
+
+        @return: (client_write_key, server_write_key, client_write_iv,
+            server_write_iv).
+        """
+        key_len = info.key_length
+        iv_len = info.fixed_iv_length
+        block = self(KEY_EXPANSION, server_random + client_random, 2 * (key_len + iv_len))
+        return (
+            block[0:key_len],
+            block[key_len : 2 * key_len],
+            block[2 * key_len : 2 * key_len + iv_len],
+            block[2 * key_len + iv_len : 2 * key_len + 2 * iv_len],
+        )
+
+    def verify_data(self, label: bytes, handshake_hash: bytes) -> bytes:
+        """
+        L{verify_data} with this key as the master secret.
+        """
+        if label not in _FINISHED_LABELS:
+            raise ValueError(f"not a Finished label: {label!r}")
+        return self(label, handshake_hash, VERIFY_DATA_LENGTH)
+
+
+_FINISHED_LABELS = (CLIENT_FINISHED, SERVER_FINISHED)
+
+
 @dataclass(frozen=True)
 class KeyMaterial:
     """
@@ -173,15 +243,7 @@ def key_block(info: CipherSuiteInfo, master: bytes, client_random: bytes, server
     Expand the master secret into the write keys and IVs of both sides
     (RFC 5246 §6.3; note the seed is server_random + client_random).
     """
-    key_len = info.key_length
-    iv_len = info.fixed_iv_length
-    block = prf(info.prf_hash, master, KEY_EXPANSION, server_random + client_random, 2 * (key_len + iv_len))
-    return KeyMaterial(
-        client_write_key=block[0:key_len],
-        server_write_key=block[key_len : 2 * key_len],
-        client_write_iv=block[2 * key_len : 2 * key_len + iv_len],
-        server_write_iv=block[2 * key_len + iv_len : 2 * key_len + 2 * iv_len],
-    )
+    return KeyMaterial(*PRFKey(info.prf_hash, master).key_block(info, client_random, server_random))
 
 
 def verify_data(hash_cls: HashArg, master: bytes, label: bytes, handshake_hash: bytes) -> bytes:
@@ -192,9 +254,7 @@ def verify_data(hash_cls: HashArg, master: bytes, label: bytes, handshake_hash: 
     @param label: L{CLIENT_FINISHED} or L{SERVER_FINISHED}.
     @raise ValueError: on any other label.
     """
-    if label not in (CLIENT_FINISHED, SERVER_FINISHED):
-        raise ValueError(f"not a Finished label: {label!r}")
-    return prf(hash_cls, master, label, handshake_hash, VERIFY_DATA_LENGTH)
+    return PRFKey(hash_cls, master).verify_data(label, handshake_hash)
 
 
 def export_keying_material(

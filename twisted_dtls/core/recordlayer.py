@@ -9,16 +9,32 @@ the association down.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from .constants import DTLS_1_0, DTLS_1_2, MAX_PLAINTEXT, MAX_SEQUENCE_NUMBER, RECORD_HEADER_SIZE
 from .protection import RecordProtection
-from .records import HEADER_STRUCT, KNOWN_CONTENT_TYPES, Record, pull_records, push_record
+from .records import HEADER_STRUCT, KNOWN_CONTENT_TYPES, Record, pull_records
 from .replay import ReplayWindow
 
 _ACCEPTED_VERSIONS = frozenset((DTLS_1_2, DTLS_1_0))
 _unpack_header = HEADER_STRUCT.unpack_from
+_pack_header = HEADER_STRUCT.pack
+
+
+class DropCounts(dict):
+    """
+    Reason -> count, where a reason never seen counts 0 (so
+    C{drops[reason] += 1} just works), as with C{collections.Counter}.
+
+    A plain C{dict} subclass because every connection builds one:
+    C{Counter()} runs its Python C{__init__} and C{update}, which cost more
+    than everything else a record layer sets up.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> int:
+        return 0
 
 
 @dataclass(slots=True)
@@ -112,7 +128,7 @@ class RecordLayer:
         self.read_epoch = 0
         self.write_epoch = 0
         self.version = DTLS_1_2
-        self.drops: Counter[str] = Counter()
+        self.drops: DropCounts = DropCounts()
         self.auth_failures = 0
         self.max_pending_records = max_pending_records
         self._read = _ReadState(None)
@@ -196,7 +212,11 @@ class RecordLayer:
         state.next_sequence_number = sequence_number + 1
         protection = state.protection
         if protection is None:
-            return push_record(content_type, self.version, epoch, sequence_number, payload)
+            # What push_record builds, without its range checks: the epoch
+            # fits 16 bits (install_write checks), the sequence number 48
+            # (checked above) and the payload 2^14 bytes (checked above).
+            # Every record of a server's first flight comes this way.
+            return _pack_header(content_type, self.version, (epoch << 48) | sequence_number, len(payload)) + payload
         return protection.seal_record(content_type, self.version, epoch, sequence_number, payload)
 
     def max_payload(self, datagram_size: int, epoch: int | None = None) -> int:
@@ -218,7 +238,8 @@ class RecordLayer:
         @return: the bytes protection adds to a record of write epoch
             C{epoch} (default L{write_epoch}), header excluded.
         """
-        protection = (self._write if epoch is None else self._write_state(epoch)).protection
+        state = self._write if epoch is None or epoch == self.write_epoch else self._write_state(epoch)
+        protection = state.protection
         return 0 if protection is None else protection.overhead
 
     def _write_state(self, epoch: int) -> _WriteState:
@@ -312,7 +333,6 @@ class RecordLayer:
             if (
                 length + RECORD_HEADER_SIZE == end
                 and seq_num >> 48 == self.read_epoch
-                and state.window is not None
                 and content_type in KNOWN_CONTENT_TYPES
                 and version in _ACCEPTED_VERSIONS
                 # a fragment this short cannot hide a plaintext over 2^14
@@ -320,6 +340,11 @@ class RecordLayer:
             ):
                 sequence_number = seq_num & MAX_SEQUENCE_NUMBER
                 window = state.window
+                if window is None:
+                    # Unprotected (epoch 0, see _ReadState): the record is
+                    # taken as it is, as the general path below would. This
+                    # is the ClientHello that starts a server connection.
+                    return [OpenedRecord(content_type, self.read_epoch, sequence_number, datagram[RECORD_HEADER_SIZE:])]
                 # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
                 # The next record in order (nearly every record) needs no
                 # window lookup; anything else asks the window.
@@ -344,12 +369,18 @@ class RecordLayer:
             if record.version not in _ACCEPTED_VERSIONS:
                 self.drops["bad_version"] += 1
                 continue
-            state = self._read_state(record.epoch)
+            epoch = record.epoch
+            state = self._read_state(epoch)
             if state is not None:
+                if state.protection is None and len(record.fragment) <= MAX_PLAINTEXT:
+                    # L{_open} of an unprotected epoch, written out: every
+                    # record of a handshake's first flights comes this way.
+                    opened.append(OpenedRecord(record.content_type, epoch, record.sequence_number, record.fragment))
+                    continue
                 result = self._open(state, record)
                 if result is not None:
                     opened.append(result)
-            elif record.epoch == self.read_epoch + 1:
+            elif epoch == self.read_epoch + 1:
                 # RFC 6347 §4.1: records of the next epoch may overtake the
                 # ChangeCipherSpec/Finished that enables their keys.
                 if self._pending is None:

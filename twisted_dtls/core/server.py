@@ -18,7 +18,6 @@ Full handshake, server side::
 from __future__ import annotations
 
 import datetime
-import enum
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -36,7 +35,7 @@ from .constants import (
     NamedGroup,
 )
 from .errors import AlertError, IllegalParameter
-from .handshake import CHANGE_CIPHER_SPEC, Handshake, NegotiatedParameters, decode, encode
+from .handshake import CHANGE_CIPHER_SPEC, Handshake, HandshakeState, NegotiatedParameters, decode, encode
 from .keyexchange import KeyShare
 from .messages import (
     Certificate,
@@ -148,7 +147,7 @@ _EMPTY = b""
 _CERTIFICATE_KEY_EXCHANGES = frozenset(k for k in KeyExchange if k.uses_certificates)
 
 
-class ServerState(enum.Enum):
+class ServerState(HandshakeState):
     WAIT_CLIENT_HELLO = "wait_client_hello"
     WAIT_CERTIFICATE = "wait_certificate"
     WAIT_CLIENT_KEY_EXCHANGE = "wait_client_key_exchange"
