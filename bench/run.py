@@ -252,6 +252,19 @@ def _pairs(label: str, n: int, run_a, run_b) -> list[tuple[dict, dict]]:
     return out
 
 
+def _load_pairs(label: str, n: int, mode: str, baseline, server, cpu, common: list, extra: tuple = ()) -> list:
+    """
+    C{n} interleaved load runs of C{mode} against the C{baseline} server
+    and against C{server} (with C{extra} load generator options).
+    """
+    return _pairs(
+        label,
+        n,
+        lambda: servers.loadgen(mode, baseline.port, cpu, *common, "--server-pid", str(baseline.pid)),
+        lambda: servers.loadgen(mode, server.port, cpu, *extra, *common, "--server-pid", str(server.pid)),
+    )
+
+
 def _rate_row(name: str, got: list, ours_unit: str, baseline_unit: str, target: float | None = None,
               key: str = "") -> Row:
     """
@@ -305,12 +318,7 @@ def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> No
         for payload in (100, 1000):
             _say(f"echo, {payload}-byte payloads, window 32: {pairs} pairs of {duration} s")
             common = ["--payload", str(payload), "--window", "32", "--duration", duration, "--warmup", warmup]
-            got = _pairs(
-                f"echo {payload} B",
-                pairs,
-                lambda: servers.loadgen("echo", plain.port, lcpu, *common, "--server-pid", str(plain.pid)),
-                lambda: servers.loadgen("echo", dtls.port, lcpu, "--dtls", *common, "--server-pid", str(dtls.pid)),
-            )
+            got = _load_pairs(f"echo {payload} B", pairs, "echo", plain, dtls, lcpu, common, ("--dtls",))
             results.raw[f"echo_{payload}"] = got
             bad = sum(b["failed_checks"] for _, b in got)
             if bad:
@@ -324,12 +332,7 @@ def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> No
             results.rows.append(_cpu_row(f"Server CPU per echoed record, {payload} B", got, f"echo_cpu_{payload}"))
         _say(f"echo with a bare AES-GCM seal and open, 1000-byte payloads, window 32: {pairs} pairs of {duration} s")
         common = ["--payload", "1000", "--window", "32", "--duration", duration, "--warmup", warmup]
-        got = _pairs(
-            "AEAD echo 1000 B",
-            pairs,
-            lambda: servers.loadgen("echo", plain.port, lcpu, *common, "--server-pid", str(plain.pid)),
-            lambda: servers.loadgen("echo", aead.port, lcpu, *common, "--server-pid", str(aead.pid)),
-        )
+        got = _load_pairs("AEAD echo 1000 B", pairs, "echo", plain, aead, lcpu, common)
         results.raw["echo_aead_1000"] = got
         results.rows.append(
             _rate_row(
@@ -340,12 +343,7 @@ def bench_network(results: Results, quick: bool, plan: dict, workdir: str) -> No
         )
         _say(f"HelloVerifyRequests, window 32: {pairs} pairs of {duration} s")
         common = ["--window", "32", "--duration", duration, "--warmup", warmup]
-        got = _pairs(
-            "HVR",
-            pairs,
-            lambda: servers.loadgen("hvr", plain.port, lcpu, *common, "--server-pid", str(plain.pid)),
-            lambda: servers.loadgen("hvr", unlimited.port, lcpu, *common, "--server-pid", str(unlimited.pid)),
-        )
+        got = _load_pairs("HVR", pairs, "hvr", plain, unlimited, lcpu, common)
         results.raw["hvr"] = got
         results.rows.append(
             _rate_row(
