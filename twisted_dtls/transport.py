@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_dtls.core.constants import AlertDescription, CipherSuite, SRTPProtectionProfile
+from twisted_dtls.core.errors import ProtocolMisuseError
 from twisted_dtls.core.events import (
     AlertReceived,
     CloseReason,
@@ -330,7 +331,11 @@ class DTLSTransport:
                 self._internalError("receive_datagram")
                 return
             if data is not None:
-                self._deliver(data)
+                # _deliver, written out: connected, so there is a protocol.
+                try:
+                    self.protocol.dataReceived(data)
+                except Exception:
+                    self._protocolFailed()
                 return
         else:
             self._ciphersReleased = False
@@ -488,12 +493,18 @@ class DTLSTransport:
             try:
                 protocol.dataReceived(data)
             except Exception:
-                self._log.failure(
-                    "Unhandled error in {protocol}.dataReceived; aborting the connection to {peer}",
-                    protocol=protocol,
-                    peer=self._peerAddress,
-                )
-                self.abortConnection()
+                self._protocolFailed()
+
+    def _protocolFailed(self) -> None:
+        """
+        The protocol's C{dataReceived} raised: log it, abort the connection.
+        """
+        self._log.failure(
+            "Unhandled error in {protocol}.dataReceived; aborting the connection to {peer}",
+            protocol=self.protocol,
+            peer=self._peerAddress,
+        )
+        self.abortConnection()
 
     def _handleEvent(self, event) -> None:
         if isinstance(event, DataReceived):
@@ -676,11 +687,12 @@ class DTLSTransport:
         conn = self._conn
         if len(data) > conn.max_send_size:
             raise self._tooLarge(data)
-        if conn.is_closed:
+        try:
+            datagram = conn.seal_application_datagram(data)
+        except ProtocolMisuseError:
             # Closed by the peer in the datagram being delivered: the
             # connection's end is reported when the running pump gets to it.
             return
-        datagram = conn.seal_application_datagram(data)
         if datagram is not None:
             self._sendDatagram(datagram)
             return

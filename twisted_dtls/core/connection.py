@@ -236,11 +236,9 @@ class DTLSConnection:
         self._now = now
         records = self._records
         failures = records.auth_failures
-        opened = records.open_datagram(data)
-        if len(opened) == 1:
-            record = opened[0]
-            if record.content_type == _APPLICATION_DATA and record.epoch == records.read_epoch:
-                return record.data
+        opened = records.open_application_datagram(data)
+        if type(opened) is bytes:
+            return opened
         self._switched_here = False
         self._process(opened, failures)
         return None

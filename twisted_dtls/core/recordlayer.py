@@ -17,6 +17,8 @@ from .records import HEADER_STRUCT, KNOWN_CONTENT_TYPES, Record, pull_records
 from .replay import ReplayWindow
 
 _ACCEPTED_VERSIONS = frozenset((DTLS_1_2, DTLS_1_0))
+#: ContentType.application_data as a plain int, for the per-record path
+_APPLICATION_DATA = 23
 _unpack_header = HEADER_STRUCT.unpack_from
 _pack_header = HEADER_STRUCT.pack
 
@@ -313,6 +315,62 @@ class RecordLayer:
         """
         self._previous_read, self._previous_read_epoch = None, -1
 
+    def _open_whole(
+        self, protection: RecordProtection, window: ReplayWindow, content_type: int, version: int, seq_num: int, datagram: bytes
+    ) -> bytes | None:
+        """
+        Replay-check, authenticate and decrypt a datagram that is one whole
+        record of the current, protected read epoch (its header already
+        checked): the plaintext, or None, counted, if it is dropped.
+        """
+        sequence_number = seq_num & MAX_SEQUENCE_NUMBER
+        # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
+        # The next record in order (nearly every record) needs no window
+        # lookup; anything else asks the window.
+        in_order = sequence_number == window._highest + 1
+        if not in_order and not window.is_acceptable(sequence_number):
+            self.drops["replayed"] += 1
+            return None
+        data = protection.open_record(content_type, version, seq_num, datagram)
+        if data is None:
+            self.auth_failures += 1
+            self.drops["bad_tag"] += 1
+            return None
+        if in_order:
+            window._bitmap = ((window._bitmap << 1) | 1) & window._mask
+            window._highest = sequence_number
+        else:
+            window.mark(sequence_number)
+        return data
+
+    def open_application_datagram(self, datagram: bytes) -> bytes | list[OpenedRecord]:
+        """
+        L{open_datagram} for the datagram an established association
+        receives nearly always, one application-data record of the current
+        read epoch: its plaintext is returned as it is, with no
+        L{OpenedRecord} or list around it.
+
+        @return: the plaintext (C{bytes}); or, for any other datagram, what
+            L{open_datagram} returns for it (a list, empty if nothing
+            opened; a dropped application record counts as usual).
+        """
+        end = len(datagram)
+        if end > RECORD_HEADER_SIZE and datagram[0] == _APPLICATION_DATA:
+            _, version, seq_num, length = _unpack_header(datagram, 0)
+            state = self._read
+            window = state.window
+            if (
+                length + RECORD_HEADER_SIZE == end
+                and seq_num >> 48 == self.read_epoch
+                and window is not None
+                and version in _ACCEPTED_VERSIONS
+                and length <= MAX_PLAINTEXT
+            ):
+                self._queued_now = 0
+                data = self._open_whole(state.protection, window, _APPLICATION_DATA, version, seq_num, datagram)
+                return [] if data is None else data
+        return self.open_datagram(datagram)
+
     def open_datagram(self, datagram: bytes) -> list[OpenedRecord]:
         """
         Open every valid record of one UDP payload.
@@ -345,24 +403,8 @@ class RecordLayer:
                     # taken as it is, as the general path below would. This
                     # is the ClientHello that starts a server connection.
                     return [OpenedRecord(content_type, self.read_epoch, sequence_number, datagram[RECORD_HEADER_SIZE:])]
-                # RFC 6347 §4.1.2.6: check before decrypting, mark only after.
-                # The next record in order (nearly every record) needs no
-                # window lookup; anything else asks the window.
-                in_order = sequence_number == window._highest + 1
-                if not in_order and not window.is_acceptable(sequence_number):
-                    self.drops["replayed"] += 1
-                    return []
-                data = state.protection.open_record(content_type, version, seq_num, datagram)
-                if data is None:
-                    self.auth_failures += 1
-                    self.drops["bad_tag"] += 1
-                    return []
-                if in_order:
-                    window._bitmap = ((window._bitmap << 1) | 1) & window._mask
-                    window._highest = sequence_number
-                else:
-                    window.mark(sequence_number)
-                return [OpenedRecord(content_type, self.read_epoch, sequence_number, data)]
+                data = self._open_whole(state.protection, window, content_type, version, seq_num, datagram)
+                return [] if data is None else [OpenedRecord(content_type, self.read_epoch, sequence_number, data)]
         records, reason = pull_records(datagram)
         opened: list[OpenedRecord] = []
         for record in records:
