@@ -429,6 +429,8 @@ def bench_hold(results: Results, quick: bool, plan: dict, workdir: str) -> None:
             if holder.poll() is None:
                 holder.kill()
                 holder.wait()
+            holder.stdin.close()
+            holder.stdout.close()
         held = report["established"]
         per = (after - before) / held if held else float("nan")
         results.raw["memory_twistd"] = {"count": held, "before": before, "after": after, **report}

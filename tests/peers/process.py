@@ -122,6 +122,12 @@ class PeerProcess:
         except (OSError, ValueError):
             pass
         finally:
+            # The reader owns its stream and closes it at EOF, however late
+            # that comes: a peer that outlived stop() (a child that kept the
+            # pipe open after its wrapper was killed) would otherwise leave
+            # the stream for the garbage collector, and its ResourceWarning
+            # would fail whatever test happened to be running then.
+            stream.close()
             with self._lock:
                 self._closed_streams += 1
                 self._lock.notify_all()
