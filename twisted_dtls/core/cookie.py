@@ -89,6 +89,10 @@ def _peer(address: tuple) -> bytes:
     return b"%s %d " % (str(address[0]).encode("utf-8", "surrogateescape"), int(address[1]) & 0xFFFF)
 
 
+def _keyed_mac(key: bytes, client_hello_fields: bytes, address: tuple) -> bytes:
+    return blake2s(_peer(address) + client_hello_fields, digest_size=_MAC_LENGTH, key=key).digest()
+
+
 class CookieContext:
     """
     Makes and checks cookies for one server (or several sharing a secret).
@@ -160,9 +164,7 @@ class CookieContext:
         return key
 
     def _mac(self, master: bytes, period: int, client_hello_fields: bytes, address: tuple) -> bytes:
-        return blake2s(
-            _peer(address) + client_hello_fields, digest_size=_MAC_LENGTH, key=self._key(master, period)
-        ).digest()
+        return _keyed_mac(self._key(master, period), client_hello_fields, address)
 
     def make_cookie(self, client_hello_fields: bytes, address: tuple, now: float) -> bytes:
         """
@@ -182,9 +184,7 @@ class CookieContext:
             self._issuing_master = master
             self._issuing_tag = bytes((period & 0xFF,))
             self._issuing_key = self._key(master, period)
-        return self._issuing_tag + blake2s(
-            _peer(address) + client_hello_fields, digest_size=_MAC_LENGTH, key=self._issuing_key
-        ).digest()
+        return self._issuing_tag + _keyed_mac(self._issuing_key, client_hello_fields, address)
 
     def verify_cookie(self, cookie: bytes, client_hello_fields: bytes, address: tuple, now: float) -> bool:
         """

@@ -27,6 +27,7 @@ from .constants import (
     HandshakeType,
 )
 from .cookie import CookieContext, cookie_input  # noqa: F401 (cookie_input: the fields bound, see _cookie_fields)
+from .messages import split_extension_block
 from .records import KNOWN_CONTENT_TYPES
 
 
@@ -95,7 +96,7 @@ def _cookie_fields(fragment: bytes) -> tuple[bytes, bytes, int] | None:
     Only the fields the cookie binds are located, checked for framing and
     sliced out of the wire bytes, never decoded into lists; they are
     L{cookie_input}'s encoding as they stand. The extensions are looked at
-    only when a cookie is offered (L{_extensions_well_framed}), before any
+    only when a cookie is offered (L{split_extension_block}), before any
     state is created: a HelloVerifyRequest to a malformed ClientHello costs
     nothing that a well-formed one does not.
 
@@ -133,32 +134,6 @@ def _cookie_fields(fragment: bytes) -> tuple[bytes, bytes, int] | None:
         fragment[cookie_at + 1 : suites_at],
         pos,
     )
-
-
-def _extensions_well_framed(fragment: bytes, pos: int) -> bool:
-    """
-    Whether what follows the compression methods at C{pos} is empty or one
-    extensions block whose extensions' headers and lengths fit it exactly,
-    with no type twice (RFC 5246 §7.4.1.2, §7.4.1.4): what the full parser
-    would reject as malformed is dropped before a connection exists.
-    """
-    end = len(fragment)
-    # RFC 5246 §7.4.1.2: the extensions block may be absent altogether.
-    if pos == end:
-        return True
-    if pos + 2 > end or pos + 2 + ((fragment[pos] << 8) | fragment[pos + 1]) != end:
-        return False
-    pos += 2
-    types = set()
-    while pos < end:
-        if pos + 4 > end:
-            return False
-        kind = fragment[pos : pos + 2]
-        if kind in types:
-            return False
-        types.add(kind)
-        pos += 4 + ((fragment[pos + 2] << 8) | fragment[pos + 3])
-    return pos == end
 
 
 def examine_first_datagram(datagram: bytes, address: tuple, cookies: CookieContext, now: float) -> FirstDatagram:
@@ -207,7 +182,7 @@ def examine_first_datagram(datagram: bytes, address: tuple, cookies: CookieConte
         return _DROP_MALFORMED
     fields, offered, fields_end = parsed
     if offered:
-        if not _extensions_well_framed(fragment, fields_end):
+        if split_extension_block(fragment, fields_end, len(fragment)) is None:
             return _DROP_MALFORMED
         if cookies.verify_cookie(offered, fields, address, now):
             return _ACCEPT

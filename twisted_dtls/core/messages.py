@@ -236,7 +236,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
                 suites_end = cookie_end + 2 + suites_length
                 if suites_length and not suites_length & 1 and suites_end < end and body[suites_end]:
                     methods_end = suites_end + 1 + body[suites_end]
-                    extensions = _parse_extensions(body, methods_end, end)
+                    extensions = split_extension_block(body, methods_end, end)
                     if extensions is not None:
                         return ClientHello(
                             (body[0] << 8) | body[1],
@@ -253,10 +253,13 @@ def parse_client_hello(body: bytes) -> ClientHello:
     return hello
 
 
-def _parse_extensions(body: bytes, pos: int, end: int) -> list[tuple[int, bytes]] | None:
+def split_extension_block(body: bytes, pos: int, end: int) -> list[tuple[int, bytes]] | None:
     """
-    The extension block of L{parse_client_hello}, which must end the body
-    exactly; C{None} for anything L{pull_extensions} would refuse.
+    The hello extension block at C{body[pos:end]}, which must end there
+    exactly (or be absent: C{pos == end}), as (type, data) pairs; C{None}
+    for anything L{pull_extensions} would refuse as malformed (framing, a
+    type twice). Used by L{parse_client_hello} and by the stateless
+    listener before it creates a connection.
     """
     if pos == end:
         return []  # RFC 5246 §7.4.1.2: the block may be absent
