@@ -14,6 +14,7 @@ Sources of the expected values:
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 
 import pytest
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 
 from tests.certs import make_pki
+from twisted_dtls.core import prf as prf_module
 from twisted_dtls.core.constants import CipherSuite
 from twisted_dtls.core.prf import (
     CLIENT_FINISHED,
@@ -43,6 +45,20 @@ SESSION_HASH_48 = bytes(range(0x60, 0x90))
 MASTER = bytes(range(0x80, 0xB0))
 
 H = bytes.fromhex
+
+
+@pytest.fixture(autouse=True, params=["builtin", "hashlib"])
+def sha2_backend(request, monkeypatch):
+    """
+    Every known answer holds with either SHA-2 the PRF can run on:
+    CPython's built-in one (used where the build has it) and hashlib's
+    OpenSSL one (the fallback).
+    """
+    if request.param == "hashlib":
+        monkeypatch.setattr(
+            prf_module, "_PRF_HASHES", {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
+        )
+    return request.param
 
 
 # -- PRF --------------------------------------------------------------------
