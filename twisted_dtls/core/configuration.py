@@ -84,6 +84,13 @@ class DTLSConfiguration:
         receive, advertised with RFC 8449's extension.
     @ivar keylog: called with one NSS key-log line per session
         (C{CLIENT_RANDOM <client random> <master secret>}, hex).
+
+    Change a setting by assigning it: what connections work out from the
+    settings once and keep (that they are valid, a server's choices for
+    an offer it has seen before) is forgotten at every assignment, but a
+    list or dict changed in place goes unnoticed. C{sni_credentials} is
+    the exception: it is looked up for every handshake, so entries may be
+    added or replaced while the server runs.
     """
 
     certificate_chain: Sequence[x509.Certificate] = ()
@@ -149,9 +156,22 @@ class DTLSConfiguration:
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
 
     def __setattr__(self, name: str, value) -> None:
-        # Any change of a setting forgets which roles were validated.
+        # Any change of a setting forgets what was worked out from the old
+        # settings: which roles were validated, the remembered results.
         self.__dict__.pop("_validated_roles", None)
+        self.__dict__.pop("_remembered", None)
         object.__setattr__(self, name, value)
+
+    def remembered(self) -> dict:
+        """
+        A dict in which connections keep results worked out from these
+        settings alone, emptied whenever a setting is assigned. Whoever
+        stores in it bounds what it stores.
+        """
+        remembered = self.__dict__.get("_remembered")
+        if remembered is None:
+            remembered = self.__dict__["_remembered"] = {}
+        return remembered
 
     def validate(self, is_client: bool) -> None:
         """

@@ -225,32 +225,50 @@ def parse_client_hello(body: bytes) -> ClientHello:
     """
     body = bytes(body)
     end = len(body)
-    # version(2) random(32) session_id<0..32> cookie<0..2^8-1>
-    # cipher_suites<2..2^16-2> compression_methods<1..2^8-1> [extensions]
-    if end > 34 and body[34] <= MAX_SESSION_ID_SIZE:
-        session_end = 35 + body[34]
-        if session_end < end:
-            cookie_end = session_end + 1 + body[session_end]
-            if cookie_end + 2 <= end:
-                suites_length = (body[cookie_end] << 8) | body[cookie_end + 1]
-                suites_end = cookie_end + 2 + suites_length
-                if suites_length and not suites_length & 1 and suites_end < end and body[suites_end]:
-                    methods_end = suites_end + 1 + body[suites_end]
-                    extensions = split_extension_block(body, methods_end, end)
-                    if extensions is not None:
-                        return ClientHello(
-                            (body[0] << 8) | body[1],
-                            body[2:34],
-                            body[35:session_end],
-                            body[session_end + 1 : cookie_end],
-                            list(struct.unpack_from(f">{suites_length >> 1}H", body, cookie_end + 2)),
-                            list(body[suites_end + 1 : methods_end]),
-                            extensions,
-                        )
+    cookie_end = client_hello_offer_at(body)
+    if cookie_end is not None and cookie_end + 2 <= end:
+        suites_length = (body[cookie_end] << 8) | body[cookie_end + 1]
+        suites_end = cookie_end + 2 + suites_length
+        if suites_length and not suites_length & 1 and suites_end < end and body[suites_end]:
+            methods_end = suites_end + 1 + body[suites_end]
+            extensions = split_extension_block(body, methods_end, end)
+            if extensions is not None:
+                session_end = 35 + body[34]
+                return ClientHello(
+                    (body[0] << 8) | body[1],
+                    body[2:34],
+                    body[35:session_end],
+                    body[session_end + 1 : cookie_end],
+                    list(struct.unpack_from(f">{suites_length >> 1}H", body, cookie_end + 2)),
+                    list(body[suites_end + 1 : methods_end]),
+                    extensions,
+                )
     buf = Buffer(body)
     hello = pull_client_hello(buf)
     buf.expect_eof()
     return hello
+
+
+def client_hello_offer_at(body: bytes) -> int | None:
+    """
+    Where the offer starts in a ClientHello body: the index of
+    cipher_suites, after client_version, random, session_id (at most 32
+    bytes, RFC 5246 §7.4.1.2) and cookie, whose framing is checked. C{None}
+    if that framing does not fit in C{body}.
+
+    A server's choices depend on the offer (cipher_suites,
+    compression_methods, extensions) and its own settings, never on the
+    random, session_id or cookie before it.
+    """
+    # version(2) random(32) session_id<0..32> cookie<0..2^8-1>
+    end = len(body)
+    if end <= 34 or body[34] > MAX_SESSION_ID_SIZE:
+        return None
+    session_end = 35 + body[34]
+    if session_end >= end:
+        return None
+    cookie_end = session_end + 1 + body[session_end]
+    return cookie_end if cookie_end <= end else None
 
 
 def split_extension_block(body: bytes, pos: int, end: int) -> list[tuple[int, bytes]] | None:
@@ -336,16 +354,22 @@ def encode_server_hello(msg: ServerHello) -> bytes:
     expression: a server sends one per handshake.
     """
     session_id = msg.session_id
-    body = (
+    return (
         msg.server_version.to_bytes(2, "big")
         + msg.random
         + len(session_id).to_bytes(1, "big")
         + session_id
-        + _SUITE_AND_COMPRESSION.pack(msg.cipher_suite, msg.compression_method)
+        + encode_server_hello_tail(msg.cipher_suite, msg.compression_method, msg.extensions)
     )
-    if msg.extensions:
-        body += encode_extensions(msg.extensions)
-    return body
+
+
+def encode_server_hello_tail(cipher_suite: int, compression_method: int, extensions: list[tuple[int, bytes]]) -> bytes:
+    """
+    What follows the session_id in a ServerHello body: the same for every
+    handshake in which a server makes the same choices.
+    """
+    tail = _SUITE_AND_COMPRESSION.pack(cipher_suite, compression_method)
+    return tail + encode_extensions(extensions) if extensions else tail
 
 
 # -- HelloVerifyRequest (RFC 6347 §4.2.1) ------------------------------------

@@ -18,6 +18,7 @@ Full handshake, server side::
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -43,11 +44,11 @@ from .messages import (
     ClientHello,
     NewSessionTicket,
     ServerECDHParams,
-    ServerHello,
     ServerKeyExchangeECDHEPSK,
     ServerKeyExchangePSK,
     ecdhe_params_bytes,
-    encode_server_hello,
+    client_hello_offer_at,
+    encode_server_hello_tail,
     encode_server_key_exchange_ecdhe,
     parse_client_hello,
     pull_certificate,
@@ -112,6 +113,57 @@ def _choose_scheme(private_key, offered_body: bytes | None, offered, ours) -> in
     return scheme
 
 
+#: Offers longer than this are not remembered (see L{_ServerChoice}):
+#: with C{_CACHE_SIZE} entries at most, what a flood of odd offers can make
+#: a configuration hold stays small.
+_MAX_OFFER_KEPT = 2048
+#: The key under which a configuration remembers its server's choices.
+_SERVER_CHOICES = "server choices"
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerChoice:
+    """
+    What a full negotiation decided for one ClientHello offer (its cipher
+    suites, compression methods and extensions, as bytes) with one
+    configuration: remembered with the configuration (until a setting is
+    assigned) and used again when the same offer comes, the checks it
+    passed included.
+
+    @ivar credential: the C{sni_credentials} entry picked by the server
+        name, C{None} for the default certificate.
+    @ivar server_hello_tail: the ServerHello body after its session_id.
+    @ivar send_ticket: a NewSessionTicket is promised. Such a choice is
+        never remembered: while tickets are on, an offer with a ticket
+        extension is negotiated in full every time (its ticket is looked
+        up), and turning them on is an assignment, which forgets every
+        choice made without them.
+    """
+
+    suite: int
+    group: int | None
+    scheme: int | None
+    server_name: str | None
+    credential: tuple | None
+    alpn_protocol: str | None
+    srtp_profile: int | None
+    peer_record_size_limit: int | None
+    extended_master_secret: bool
+    send_ticket: bool
+    server_hello_tail: bytes
+
+
+def _remembered_choices(config) -> dict:
+    """
+    The configuration's remembered server choices, by offer bytes.
+    """
+    remembered = config.remembered()
+    choices = remembered.get(_SERVER_CHOICES)
+    if choices is None:
+        choices = remembered[_SERVER_CHOICES] = {}
+    return choices
+
+
 _MH = HandshakeType
 
 # Code points as plain ints: every ClientHello is looked through with them,
@@ -127,6 +179,7 @@ _EXT_RECORD_SIZE_LIMIT = int(ExtensionType.record_size_limit)
 _EXT_SESSION_TICKET = int(ExtensionType.session_ticket)
 _EXT_RENEGOTIATION_INFO = int(ExtensionType.renegotiation_info)
 _SCSV = int(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
+_SERVER_VERSION = DTLS_1_2.to_bytes(2, "big")
 _SERVER_HELLO = int(_MH.server_hello)
 _CERTIFICATE = int(_MH.certificate)
 _SERVER_KEY_EXCHANGE = int(_MH.server_key_exchange)
@@ -174,9 +227,6 @@ class ServerHandshake(Handshake):
         self.key_share: KeyShare | None = None
         self.requested_certificate = False
         self.server_name: str | None = None
-        self.offered_schemes: list[int] = []
-        #: the signature_algorithms body they came in (C{None}: none sent)
-        self.offered_schemes_body: bytes | None = None
         #: the scheme our ServerKeyExchange is signed with
         self.scheme: int | None = None
         self.chain = configuration.certificate_chain
@@ -191,75 +241,55 @@ class ServerHandshake(Handshake):
     # -- flight 3 -> flight 4 -----------------------------------------------------
 
     def on_client_hello(self, body: bytes, raw: bytes) -> None:
-        hello = parse_client_hello(body)
+        body = bytes(body)
         # Our messages continue from the cookie-bearing ClientHello's
         # message_seq (RFC 6347 §4.2.2): the HelloVerifyRequest that came
         # before it used the one below.
         self.next_send_seq = int.from_bytes(raw[4:6], "big")
-        # DTLS versions count down: 0xFEFD (1.2) is newer than 0xFEFF (1.0).
-        if hello.client_version > DTLS_1_2:
-            raise AlertError(f"client offers only {hello.client_version:#06x}", AlertDescription.protocol_version)
-        if 0 not in hello.compression_methods:
-            raise IllegalParameter("ClientHello without the null compression method")
         config = self.config
-        # The parser refuses a type that appears twice (RFC 5246 §7.4.1.4),
-        # so a dict loses nothing.
-        exts = dict(hello.extensions)
-        ems = exts.get(_EXT_EXTENDED_MASTER_SECRET)
-        if ems is not None:
-            ext.decode_extended_master_secret(ems)
-        elif config.require_extended_master_secret:
-            raise AlertError("client does not offer extended_master_secret (RFC 7627)", AlertDescription.handshake_failure)
-        reneg = exts.get(_EXT_RENEGOTIATION_INFO)
-        secure_renegotiation = _SCSV in hello.cipher_suites
-        if reneg is not None:
-            if ext.decode_renegotiation_info(reneg) != b"":
-                raise AlertError("non-empty renegotiation_info on an initial handshake", AlertDescription.handshake_failure)
-            secure_renegotiation = True
-
-        groups_data = exts.get(_EXT_SUPPORTED_GROUPS)
-        client_groups = ext.decode_supported_groups(groups_data) if groups_data is not None else _DEFAULT_CLIENT_GROUPS
-        group = next((g for g in config.groups if g in client_groups), None)
-        formats = exts.get(_EXT_EC_POINT_FORMATS)
-        if formats is not None and 0 not in ext.decode_ec_point_formats(formats):
-            raise IllegalParameter("client does not accept uncompressed points")
-        schemes_data = exts.get(_EXT_SIGNATURE_ALGORITHMS)
-        self.offered_schemes = ext.decode_signature_algorithms(schemes_data) if schemes_data is not None else []
-        self.offered_schemes_body = schemes_data
-        name_data = exts.get(_EXT_SERVER_NAME)
-        if name_data is not None:
-            self.server_name = ext.decode_server_name(name_data)
-            # RFC 6066 §3: pick the certificate by name, else the default.
-            credential = _lookup_name(config.sni_credentials, self.server_name)
-            if credential is not None:
-                self.chain, self.private_key = credential
-
-        session = self._find_session(hello, exts, ems is not None)
-        suite = session.cipher_suite if session is not None else self._choose_suite(hello, group)
+        # Clients of one kind make the same offer every time: what a full
+        # negotiation chose for an offer (and found valid in it) is kept
+        # with the configuration and reused for the same offer bytes.
+        offer_at = client_hello_offer_at(body)
+        offer = body[offer_at:] if offer_at is not None else None
+        choices = _remembered_choices(config)
+        choice = choices.get(offer) if offer is not None else None
+        if choice is not None and self._reusable(choice, body[35 : 35 + body[34]]):
+            _check_client_version((body[0] << 8) | body[1])
+            client_random = body[2:34]
+            session = None
+        else:
+            hello = parse_client_hello(body)
+            _check_client_version(hello.client_version)
+            client_random = hello.random
+            choice, session = self._negotiate(hello)
+            if session is None and not choice.send_ticket and offer is not None and len(offer) <= _MAX_OFFER_KEPT:
+                if len(choices) >= _CACHE_SIZE:
+                    choices.clear()
+                choices[offer] = choice
+        self.server_name = choice.server_name
+        if choice.credential is not None:
+            self.chain, self.private_key = choice.credential
+        self.scheme = choice.scheme
+        self.alpn_protocol = choice.alpn_protocol
+        self.srtp_profile = choice.srtp_profile
+        self.peer_record_size_limit = choice.peer_record_size_limit
+        self.send_ticket = choice.send_ticket
         secrets = self.secrets
-        secrets.client_random = hello.random
+        secrets.client_random = client_random
         secrets.server_random = config.random(32)
-        secrets.suite = info = CIPHER_SUITES[suite]
-        secrets.extended_master_secret = ems is not None
-
-        reply_extensions = self._negotiate_extensions(exts)
-        if session is None and _EXT_SESSION_TICKET in exts and config.ticket_keys is not None:
-            # RFC 5077 §3.2: an empty extension promises a NewSessionTicket.
-            self.send_ticket = True
-            reply_extensions.append((ExtensionType.session_ticket, ext.encode_session_ticket(b"")))
-        if secure_renegotiation:
-            reply_extensions.append(_RENEGOTIATION_INFO_REPLY)
-        if ems is not None:
-            reply_extensions.append(_EXTENDED_MASTER_SECRET_REPLY)
-        if formats is not None:
-            reply_extensions.append(_EC_POINT_FORMATS_REPLY)
+        secrets.suite = info = CIPHER_SUITES[choice.suite]
+        secrets.extended_master_secret = choice.extended_master_secret
         if session is not None:
             # RFC 5246 §7.4.1.3 / RFC 5077 §3.4: echo the client's session id.
             self.session_id = hello.session_id
         elif config.session_cache is not None:
             self.session_id = config.random(32)
-        server_hello = ServerHello(DTLS_1_2, secrets.server_random, self.session_id, suite, 0, reply_extensions)
-        items = [self.message(_SERVER_HELLO, encode_server_hello(server_hello), epoch=0)]
+        session_id = self.session_id
+        server_hello = (
+            _SERVER_VERSION + secrets.server_random + bytes((len(session_id),)) + session_id + choice.server_hello_tail
+        )
+        items = [self.message(_SERVER_HELLO, server_hello, epoch=0)]
         if session is not None:
             self._send_abbreviated(session, items)
             return
@@ -267,8 +297,8 @@ class ServerHandshake(Handshake):
         kx = info.key_exchange
         uses_certificates = kx in _CERTIFICATE_KEY_EXCHANGES
         if kx is not KeyExchange.PSK:  # every other key exchange is ECDHE
-            self.key_share = KeyShare(group)
-            params = ServerECDHParams(group, self.key_share.public_bytes)
+            self.key_share = KeyShare(choice.group)
+            params = ServerECDHParams(choice.group, self.key_share.public_bytes)
         if uses_certificates:
             items.append(self.message(_CERTIFICATE, _certificate_body(self.chain), epoch=0))
             scheme = self.scheme
@@ -300,6 +330,94 @@ class ServerHandshake(Handshake):
         items.append(self.message(_SERVER_HELLO_DONE, _EMPTY, epoch=0))
         self.state = ServerState.WAIT_CERTIFICATE if self.requested_certificate else ServerState.WAIT_CLIENT_KEY_EXCHANGE
         self.host.send_flight(items, final=False)
+
+    def _reusable(self, choice: _ServerChoice, session_id: bytes) -> bool:
+        """
+        Whether a remembered choice holds for this ClientHello too: not if
+        the client may be resuming by session id (looked up every time;
+        L{_ServerChoice.send_ticket} says why tickets need no check here),
+        nor if the certificate for the name it asks for has changed since
+        (L{DTLSConfiguration.sni_credentials} may change in place).
+        """
+        config = self.config
+        if session_id and config.session_cache is not None:
+            return False
+        name = choice.server_name
+        return name is None or _lookup_name(config.sni_credentials, name) is choice.credential
+
+    def _negotiate(self, hello: ClientHello) -> tuple[_ServerChoice, Session | None]:
+        """
+        Everything this ClientHello's offer decides with our settings, and
+        the session it resumes, if any (its suite is then the session's).
+
+        @raise AlertError: the offer is invalid or has nothing in common
+            with ours.
+        """
+        if 0 not in hello.compression_methods:
+            raise IllegalParameter("ClientHello without the null compression method")
+        config = self.config
+        # The parser refuses a type that appears twice (RFC 5246 §7.4.1.4),
+        # so a dict loses nothing.
+        exts = dict(hello.extensions)
+        ems = exts.get(_EXT_EXTENDED_MASTER_SECRET)
+        if ems is not None:
+            ext.decode_extended_master_secret(ems)
+        elif config.require_extended_master_secret:
+            raise AlertError("client does not offer extended_master_secret (RFC 7627)", AlertDescription.handshake_failure)
+        reneg = exts.get(_EXT_RENEGOTIATION_INFO)
+        secure_renegotiation = _SCSV in hello.cipher_suites
+        if reneg is not None:
+            if ext.decode_renegotiation_info(reneg) != b"":
+                raise AlertError("non-empty renegotiation_info on an initial handshake", AlertDescription.handshake_failure)
+            secure_renegotiation = True
+
+        groups_data = exts.get(_EXT_SUPPORTED_GROUPS)
+        client_groups = ext.decode_supported_groups(groups_data) if groups_data is not None else _DEFAULT_CLIENT_GROUPS
+        group = next((g for g in config.groups if g in client_groups), None)
+        formats = exts.get(_EXT_EC_POINT_FORMATS)
+        if formats is not None and 0 not in ext.decode_ec_point_formats(formats):
+            raise IllegalParameter("client does not accept uncompressed points")
+        schemes_body = exts.get(_EXT_SIGNATURE_ALGORITHMS)
+        schemes = ext.decode_signature_algorithms(schemes_body) if schemes_body is not None else []
+        name_data = exts.get(_EXT_SERVER_NAME)
+        server_name = credential = None
+        if name_data is not None:
+            server_name = ext.decode_server_name(name_data)
+            # RFC 6066 §3: pick the certificate by name, else the default.
+            credential = _lookup_name(config.sni_credentials, server_name)
+        chain, key = credential if credential is not None else (config.certificate_chain, config.private_key)
+
+        session = self._find_session(hello, exts, ems is not None)
+        scheme = None
+        if session is not None:
+            suite = session.cipher_suite
+        else:
+            suite, scheme = _choose_suite(config, hello.cipher_suites, group, chain, key, schemes_body, schemes)
+        reply_extensions, alpn_protocol, srtp_profile, peer_limit = _negotiate_extensions(config, exts)
+        # RFC 5077 §3.2: an empty extension promises a NewSessionTicket.
+        send_ticket = session is None and _EXT_SESSION_TICKET in exts and config.ticket_keys is not None
+        if send_ticket:
+            reply_extensions.append((ExtensionType.session_ticket, ext.encode_session_ticket(b"")))
+        if secure_renegotiation:
+            reply_extensions.append(_RENEGOTIATION_INFO_REPLY)
+        if ems is not None:
+            reply_extensions.append(_EXTENDED_MASTER_SECRET_REPLY)
+        if formats is not None:
+            reply_extensions.append(_EC_POINT_FORMATS_REPLY)
+        choice = _ServerChoice(
+            suite=suite,
+            group=group,
+            scheme=scheme,
+            server_name=server_name,
+            credential=credential,
+            alpn_protocol=alpn_protocol,
+            srtp_profile=srtp_profile,
+            peer_record_size_limit=peer_limit,
+            extended_master_secret=ems is not None,
+            send_ticket=send_ticket,
+            server_hello_tail=encode_server_hello_tail(suite, 0, reply_extensions),
+        )
+        return choice, session
 
     def _find_session(self, hello: ClientHello, exts: dict[int, bytes], client_ems: bool) -> Session | None:
         """
@@ -349,74 +467,6 @@ class ServerHandshake(Handshake):
         items.append(self.message(_FINISHED, self.server_verify_data, epoch=1))
         self.state = ServerState.WAIT_CHANGE_CIPHER_SPEC
         self.host.send_flight(items, final=False)
-
-    def _negotiate_extensions(self, exts: dict[int, bytes]) -> list[tuple[int, bytes]]:
-        """
-        ALPN (RFC 7301), use_srtp (RFC 5764) and record_size_limit
-        (RFC 8449): what we answer in ServerHello.
-
-        @param exts: the ClientHello's extensions by type.
-        """
-        config = self.config
-        reply = []
-        alpn = exts.get(_EXT_ALPN)
-        if alpn is not None and config.alpn_protocols:
-            offered = [p.decode("latin-1") for p in ext.decode_alpn(alpn)]
-            chosen = next((p for p in config.alpn_protocols if p in offered), None)
-            if chosen is None:
-                raise AlertError(
-                    f"no ALPN protocol in common (client offers {offered})", AlertDescription.no_application_protocol
-                )
-            self.alpn_protocol = chosen
-            reply.append((ExtensionType.application_layer_protocol_negotiation, ext.encode_alpn([chosen.encode("latin-1")])))
-        srtp = exts.get(_EXT_USE_SRTP)
-        if srtp is not None and config.srtp_profiles:
-            offered_srtp = ext.decode_use_srtp(srtp)
-            chosen_profile = next((p for p in config.srtp_profiles if p in offered_srtp.profiles), None)
-            # RFC 5764 §4.1.1: with no profile in common, leave it out.
-            if chosen_profile is not None:
-                self.srtp_profile = chosen_profile
-                reply.append((ExtensionType.use_srtp, ext.encode_use_srtp([chosen_profile], b"")))
-        limit = exts.get(_EXT_RECORD_SIZE_LIMIT)
-        if limit is not None:
-            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
-            own = config.record_size_limit if config.record_size_limit is not None else 2**14
-            reply.append((ExtensionType.record_size_limit, ext.encode_record_size_limit(own)))
-        return reply
-
-    def _choose_suite(self, hello: ClientHello, group: int | None) -> int:
-        """
-        Server preference order among what the client offers and what our
-        credentials can do. For a certificate suite, the signature scheme
-        it will use is left in C{self.scheme}.
-        """
-        config = self.config
-        key = self.private_key
-        offered = set(hello.cipher_suites)
-        for suite in config.cipher_suites:
-            if suite not in offered:
-                continue
-            kx = CIPHER_SUITES[suite].key_exchange
-            if kx is not KeyExchange.PSK and group is None:
-                continue  # an ECDHE suite without a group in common
-            if kx in _CERTIFICATE_KEY_EXCHANGES:
-                if not self.chain:
-                    continue
-                if kx is KeyExchange.ECDHE_ECDSA:
-                    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
-                        continue
-                elif not isinstance(key, rsa.RSAPrivateKey):
-                    continue
-                try:
-                    self.scheme = _choose_scheme(
-                        key, self.offered_schemes_body, self.offered_schemes, config.signature_schemes
-                    )
-                except AlertError:
-                    continue
-            elif config.psk_lookup is None:
-                continue
-            return suite
-        raise AlertError("no cipher suite in common", AlertDescription.handshake_failure)
 
     # -- flight 5 ------------------------------------------------------------------
 
@@ -539,6 +589,87 @@ class ServerHandshake(Handshake):
             alpn_protocol=self.alpn_protocol,
             server_name=self.server_name,
         )
+
+
+def _check_client_version(version: int) -> None:
+    # DTLS versions count down: 0xFEFD (1.2) is newer than 0xFEFF (1.0).
+    if version > DTLS_1_2:
+        raise AlertError(f"client offers only {version:#06x}", AlertDescription.protocol_version)
+
+
+def _negotiate_extensions(config, exts: dict[int, bytes]) -> tuple[list, str | None, int | None, int | None]:
+    """
+    ALPN (RFC 7301), use_srtp (RFC 5764) and record_size_limit (RFC 8449).
+
+    @param exts: the ClientHello's extensions by type.
+    @return: what we answer in ServerHello, the ALPN protocol, the SRTP
+        profile and the client's record size limit (each C{None} if not
+        negotiated).
+    @raise AlertError: no_application_protocol.
+    """
+    reply = []
+    alpn_protocol = srtp_profile = peer_limit = None
+    alpn = exts.get(_EXT_ALPN)
+    if alpn is not None and config.alpn_protocols:
+        offered = [p.decode("latin-1") for p in ext.decode_alpn(alpn)]
+        alpn_protocol = next((p for p in config.alpn_protocols if p in offered), None)
+        if alpn_protocol is None:
+            raise AlertError(
+                f"no ALPN protocol in common (client offers {offered})", AlertDescription.no_application_protocol
+            )
+        reply.append((ExtensionType.application_layer_protocol_negotiation, ext.encode_alpn([alpn_protocol.encode("latin-1")])))
+    srtp = exts.get(_EXT_USE_SRTP)
+    if srtp is not None and config.srtp_profiles:
+        offered_srtp = ext.decode_use_srtp(srtp)
+        srtp_profile = next((p for p in config.srtp_profiles if p in offered_srtp.profiles), None)
+        # RFC 5764 §4.1.1: with no profile in common, leave it out.
+        if srtp_profile is not None:
+            reply.append((ExtensionType.use_srtp, ext.encode_use_srtp([srtp_profile], b"")))
+    limit = exts.get(_EXT_RECORD_SIZE_LIMIT)
+    if limit is not None:
+        peer_limit = ext.decode_record_size_limit(limit)
+        own = config.record_size_limit if config.record_size_limit is not None else 2**14
+        reply.append((ExtensionType.record_size_limit, ext.encode_record_size_limit(own)))
+    return reply, alpn_protocol, srtp_profile, peer_limit
+
+
+def _choose_suite(
+    config, offered_suites, group: int | None, chain, key, schemes_body: bytes | None, schemes: list[int]
+) -> tuple[int, int | None]:
+    """
+    Server preference order among what the client offers and what our
+    credentials can do.
+
+    @param schemes_body: the client's signature_algorithms extension body,
+        C{None} if it sent none.
+    @param schemes: that body decoded.
+    @return: the suite, and for a certificate suite the signature scheme
+        it will use (else C{None}).
+    @raise AlertError: handshake_failure, nothing in common.
+    """
+    offered = set(offered_suites)
+    for suite in config.cipher_suites:
+        if suite not in offered:
+            continue
+        kx = CIPHER_SUITES[suite].key_exchange
+        if kx is not KeyExchange.PSK and group is None:
+            continue  # an ECDHE suite without a group in common
+        if kx in _CERTIFICATE_KEY_EXCHANGES:
+            if not chain:
+                continue
+            if kx is KeyExchange.ECDHE_ECDSA:
+                if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+                    continue
+            elif not isinstance(key, rsa.RSAPrivateKey):
+                continue
+            try:
+                return suite, _choose_scheme(key, schemes_body, schemes, config.signature_schemes)
+            except AlertError:
+                continue
+        elif config.psk_lookup is None:
+            continue
+        return suite, None
+    raise AlertError("no cipher suite in common", AlertDescription.handshake_failure)
 
 
 def _lookup_name(credentials, name: str | None):
