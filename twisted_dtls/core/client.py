@@ -26,7 +26,6 @@ from . import certificates, extensions as ext, prf, signatures
 from .constants import (
     DTLS_1_2,
     AlertDescription,
-    CipherSuite,
     ExtensionType,
     HandshakeType,
 )
@@ -416,7 +415,7 @@ class ClientHandshake(Handshake):
         self.state = ClientState.ESTABLISHED
         self.session = self._make_session()
         self.parameters = NegotiatedParameters(
-            cipher_suite=CipherSuite(self.secrets.suite.suite),
+            cipher_suite=self.secrets.suite.suite,
             version=DTLS_1_2,
             extended_master_secret=self.secrets.extended_master_secret,
             peer_certificates=self.peer_certificates,

@@ -564,7 +564,7 @@ class ServerHandshake(Handshake):
             # RFC 5246 §7.4.9: the Finished body is the verify_data alone.
             items.append(self.message(_FINISHED, self.server_verify_data, epoch=1))
         self.parameters = NegotiatedParameters(
-            cipher_suite=CipherSuite(secrets.suite.suite),
+            cipher_suite=secrets.suite.suite,
             version=DTLS_1_2,
             extended_master_secret=secrets.extended_master_secret,
             peer_certificates=self.peer_certificates,
