@@ -31,6 +31,7 @@ from twisted_dtls.core.messages import (
     HandshakeFragment,
     ServerHello,
     _pull_handshake_fragments,
+    client_hello_offer_at,
     encode_handshake,
     encode_server_hello,
     parse_client_hello,
@@ -102,6 +103,30 @@ def test_client_hello_parse_matches_the_general_parser(extensions):
     rng = random.Random(6)
     for data in _mutations(body, rng, 3000):
         assert _outcome(parse_client_hello, data) == _outcome(_general_client_hello, data), data.hex()
+
+
+@pytest.mark.parametrize("session_id", [b"", bytes(range(32))])
+def test_client_hello_offer_at_agrees_with_the_general_parser(session_id):
+    """
+    A server that remembers its choices per offer reads a ClientHello's
+    random and session_id through L{client_hello_offer_at} alone: where
+    the general parser accepts a body, the offer starts right after its
+    cookie; where the head is not even framed, the general parser refuses
+    the body too.
+    """
+    hello = ClientHello(**{**{f: getattr(HELLO, f) for f in HELLO.__slots__}, "session_id": session_id})
+    body = encode(push_client_hello, hello)
+    rng = random.Random(8)
+    for data in _mutations(body, rng, 3000):
+        offer_at = client_hello_offer_at(data)
+        outcome = _outcome(_general_client_hello, data)
+        if offer_at is None:
+            assert outcome[0] == "error", data.hex()
+        if outcome[0] == "ok":
+            parsed = outcome[1]
+            head = 2 + 32 + 1 + len(parsed.session_id) + 1 + len(parsed.cookie)
+            assert offer_at == head, data.hex()
+            assert data[2:34] == parsed.random and data[35 : 35 + data[34]] == parsed.session_id
 
 
 def test_client_hello_duplicate_extension_is_refused_alike():
