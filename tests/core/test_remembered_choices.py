@@ -123,13 +123,19 @@ def test_a_session_id_is_looked_up_although_the_offer_is_remembered():
     assert second.client.completed.resumed and second.server.completed.resumed
 
 
-def test_a_ticket_is_issued_and_looked_up_although_the_offer_is_remembered():
+def test_a_ticket_is_issued_and_looked_up_although_the_offer_is_remembered(parses):
     configuration = server_config(ticket_keys=TicketKeys(b"t" * 32))
-    nets = [_handshake(client_config(), configuration) for _ in range(2)]
-    for net in nets:
-        assert HandshakeType.new_session_ticket in _server_messages(net)
-    resumed = _resumed(client_config(), configuration, nets[1].client.connection.session)
-    assert resumed.client.completed.resumed and resumed.server.completed.resumed
+    nets = [_handshake(client_config(), configuration) for _ in range(3)]
+    # An empty session_ticket extension asks for a ticket: the offer is
+    # remembered, and each handshake promises and sends its own ticket.
+    assert len(parses) == 1
+    tickets = {_server_messages(net)[HandshakeType.new_session_ticket] for net in nets}
+    assert len(tickets) == 3
+    # A ticket in the offer is looked up every time.
+    for _ in range(2):
+        resumed = _resumed(client_config(), configuration, nets[1].client.connection.session)
+        assert resumed.client.completed.resumed and resumed.server.completed.resumed
+    assert len(parses) == 3
 
 
 def _client_hello_datagram(client_configuration) -> bytes:

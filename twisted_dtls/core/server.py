@@ -133,11 +133,14 @@ class _ServerChoice:
     @ivar credential: the C{sni_credentials} entry picked by the server
         name, C{None} for the default certificate.
     @ivar server_hello_tail: the ServerHello body after its session_id.
-    @ivar send_ticket: a NewSessionTicket is promised. Such a choice is
-        never remembered: while tickets are on, an offer with a ticket
-        extension is negotiated in full every time (its ticket is looked
-        up), and turning them on is an assignment, which forgets every
-        choice made without them.
+    @ivar send_ticket: a NewSessionTicket is promised (RFC 5077 §3.2: the
+        client sent an empty session_ticket extension and tickets are on;
+        turning them on or off is an assignment, which forgets every
+        choice).
+    @ivar repeatable: whether the choice may answer the same offer again:
+        not when the offer resumed a session or carried a ticket, which
+        are looked up every time (a ticket refused now may open later,
+        once the keys that sealed it are loaded).
     """
 
     suite: int
@@ -150,6 +153,7 @@ class _ServerChoice:
     peer_record_size_limit: int | None
     extended_master_secret: bool
     send_ticket: bool
+    repeatable: bool
     server_hello_tail: bytes
 
 
@@ -263,7 +267,7 @@ class ServerHandshake(Handshake):
             _check_client_version(hello.client_version)
             client_random = hello.random
             choice, session = self._negotiate(hello)
-            if session is None and not choice.send_ticket and offer is not None and len(offer) <= _MAX_OFFER_KEPT:
+            if choice.repeatable and offer is not None and len(offer) <= _MAX_OFFER_KEPT:
                 if len(choices) >= _CACHE_SIZE:
                     choices.clear()
                 choices[offer] = choice
@@ -335,8 +339,8 @@ class ServerHandshake(Handshake):
         """
         Whether a remembered choice holds for this ClientHello too: not if
         the client may be resuming by session id (looked up every time;
-        L{_ServerChoice.send_ticket} says why tickets need no check here),
-        nor if the certificate for the name it asks for has changed since
+        an offer with a ticket is never remembered, see
+        L{_ServerChoice.repeatable}), nor if the certificate for the name it asks for has changed since
         (L{DTLSConfiguration.sni_credentials} may change in place).
         """
         config = self.config
@@ -394,8 +398,9 @@ class ServerHandshake(Handshake):
         else:
             suite, scheme = _choose_suite(config, hello.cipher_suites, group, chain, key, schemes_body, schemes)
         reply_extensions, alpn_protocol, srtp_profile, peer_limit = _negotiate_extensions(config, exts)
+        ticket = exts.get(_EXT_SESSION_TICKET)
         # RFC 5077 §3.2: an empty extension promises a NewSessionTicket.
-        send_ticket = session is None and _EXT_SESSION_TICKET in exts and config.ticket_keys is not None
+        send_ticket = session is None and ticket is not None and config.ticket_keys is not None
         if send_ticket:
             reply_extensions.append((ExtensionType.session_ticket, ext.encode_session_ticket(b"")))
         if secure_renegotiation:
@@ -415,6 +420,7 @@ class ServerHandshake(Handshake):
             peer_record_size_limit=peer_limit,
             extended_master_secret=ems is not None,
             send_ticket=send_ticket,
+            repeatable=session is None and not ticket,
             server_hello_tail=encode_server_hello_tail(suite, 0, reply_extensions),
         )
         return choice, session
