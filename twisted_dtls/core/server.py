@@ -338,10 +338,11 @@ class ServerHandshake(Handshake):
     def _reusable(self, choice: _ServerChoice, session_id: bytes) -> bool:
         """
         Whether a remembered choice holds for this ClientHello too: not if
-        the client may be resuming by session id (looked up every time;
-        an offer with a ticket is never remembered, see
-        L{_ServerChoice.repeatable}), nor if the certificate for the name it asks for has changed since
-        (L{DTLSConfiguration.sni_credentials} may change in place).
+        the client may be resuming by session id (looked up every time; an
+        offer with a ticket is never remembered, see
+        L{_ServerChoice.repeatable}), nor if the certificate for the name
+        it asks for has changed since (L{DTLSConfiguration.sni_credentials}
+        may change in place).
         """
         config = self.config
         if session_id and config.session_cache is not None:
