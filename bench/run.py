@@ -67,6 +67,17 @@ class Results:
     skipped: list[str] = field(default_factory=list)
 
 
+def _ratio_text(ratio: float, target: float | None) -> str:
+    """
+    A ratio to two decimals, or three where two would print the target
+    itself (a 1.503 that misses a 1.5 target must not read "1.50").
+    """
+    text = f"{ratio:.2f}"
+    if target is not None and ratio != target and float(text) == target:
+        text = f"{ratio:.3f}"
+    return text
+
+
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f} µs"
 
@@ -483,7 +494,7 @@ def table(results: Results) -> str:
             ratio = spread = "n/a"
             n = 0
         else:
-            ratio = f"{s.median:.2f}"
+            ratio = _ratio_text(s.median, row.target)
             spread = f"{s.low:.2f}–{s.high:.2f}"
             n = s.n
         if row.target is None:
@@ -610,7 +621,9 @@ def main(argv=None) -> None:
     summary = (
         "All targets hold."
         if not failing
-        else "Targets that do not hold: " + "; ".join(f"{r.name} ({r.summary.median:.2f})" for r in failing) + "."
+        else "Targets that do not hold: "
+        + "; ".join(f"{r.name} ({_ratio_text(r.summary.median, r.target)})" for r in failing)
+        + "."
     )
     print()
     print(machine_text(m))

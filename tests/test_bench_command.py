@@ -52,7 +52,7 @@ def test_quick_bench_prints_every_row():
         assert matching, f"no row for {name!r} in:\n{out}"
         cells = [cell.strip() for cell in matching[0].strip("|").split("|")]
         ratio, spread, target, holds = cells[3], cells[4], cells[6], cells[7]
-        assert re.fullmatch(r"\d+\.\d\d", ratio), matching[0]
+        assert re.fullmatch(r"\d+\.\d\d\d?", ratio), matching[0]
         assert re.fullmatch(r"\d+\.\d\d–\d+\.\d\d", spread), matching[0]
         if has_target:
             assert re.fullmatch(r"[≤≥] \d+(\.\d+)?", target), matching[0]
