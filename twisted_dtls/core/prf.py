@@ -63,12 +63,11 @@ def _builtin_sha2() -> dict:
     C{_sha512} before), by name, with their block sizes; hashlib's OpenSSL
     ones where a build lacks them.
 
-    The PRF hashes a few dozen bytes at a time, thousands of times fewer
-    bytes than OpenSSL's per-call work is tuned for: through OpenSSL 3 a
-    hashlib hash pays for provider dispatch on every copy and digest
-    (about 0.9 µs a digest on the bench machine), the built-in one copies a
-    struct. HMAC for one PRF block costs under half as much. The long
-    transcript hash stays with OpenSSL, which is faster per byte.
+    The PRF hashes a few dozen bytes at a time. Through OpenSSL 3 a hashlib
+    hash pays for provider dispatch on every copy and digest (about 0.9 µs
+    a digest on the bench machine), where the built-in one copies a struct:
+    HMAC for one PRF block costs under half as much. The long transcript
+    hash stays with OpenSSL, which is faster per byte.
     """
     try:
         from _sha2 import sha256, sha384  # type: ignore[import-not-found]
@@ -107,10 +106,10 @@ def _keyed(new, block_size: int, secret: bytes) -> tuple:
 
 def _expand(inner, outer, seed: bytes, length: int) -> bytes:
     """
-    P_hash (RFC 5246 §5) from keyed hashlib states (see L{_keyed}): a third
-    of the cost of C{cryptography}'s HMAC objects, whose construction alone
-    (an OpenSSL 3 algorithm fetch) costs as much as the hashing of a whole
-    Finished.
+    P_hash (RFC 5246 §5) from keyed hash states (see L{_keyed}): each HMAC
+    is two copies of them, where constructing a C{cryptography} HMAC object
+    alone (an OpenSSL 3 algorithm fetch) costs as much as the hashing of a
+    whole Finished.
     """
     inner_copy = inner.copy
     outer_copy = outer.copy

@@ -70,8 +70,6 @@ _CACHE_SIZE = 64
 #: id of each certificate of a chain -> (the chain, the Certificate body).
 #: Holding the chain keeps the ids from being reused by other objects.
 _certificate_bodies: dict[tuple, tuple] = {}
-#: (id of the key, client's signature_algorithms body, ours) -> (the key, the chosen scheme)
-_chosen_schemes: dict[tuple, tuple] = {}
 
 
 def _certificate_body(chain) -> bytes:
@@ -88,29 +86,6 @@ def _certificate_body(chain) -> bytes:
         _certificate_bodies.clear()
     _certificate_bodies[key] = (tuple(chain), body)
     return body
-
-
-def _choose_scheme(private_key, offered_body: bytes | None, offered, ours) -> int:
-    """
-    L{signatures.choose_scheme}, remembered for a key and the lists it was
-    chosen from (clients of one kind send the same list every time). The
-    client's list is known by the extension body it came in, which is
-    cheaper to hash than the decoded list. A failure is not remembered: it
-    raises every time.
-
-    @param offered_body: the signature_algorithms extension body, C{None}
-        when the client sent none.
-    @param offered: that body decoded.
-    """
-    key = (id(private_key), offered_body, ours if type(ours) is tuple else (None if ours is None else tuple(ours)))
-    hit = _chosen_schemes.get(key)
-    if hit is not None:
-        return hit[1]
-    scheme = signatures.choose_scheme(private_key, offered, ours)
-    if len(_chosen_schemes) >= _CACHE_SIZE:
-        _chosen_schemes.clear()
-    _chosen_schemes[key] = (private_key, scheme)
-    return scheme
 
 
 #: Offers longer than this are not remembered (see L{_ServerChoice}):
@@ -397,7 +372,7 @@ class ServerHandshake(Handshake):
         if session is not None:
             suite = session.cipher_suite
         else:
-            suite, scheme = _choose_suite(config, hello.cipher_suites, group, chain, key, schemes_body, schemes)
+            suite, scheme = _choose_suite(config, hello.cipher_suites, group, chain, key, schemes)
         reply_extensions, alpn_protocol, srtp_profile, peer_limit = _negotiate_extensions(config, exts)
         ticket = exts.get(_EXT_SESSION_TICKET)
         # RFC 5077 §3.2: an empty extension promises a NewSessionTicket.
@@ -640,16 +615,13 @@ def _negotiate_extensions(config, exts: dict[int, bytes]) -> tuple[list, str | N
     return reply, alpn_protocol, srtp_profile, peer_limit
 
 
-def _choose_suite(
-    config, offered_suites, group: int | None, chain, key, schemes_body: bytes | None, schemes: list[int]
-) -> tuple[int, int | None]:
+def _choose_suite(config, offered_suites, group: int | None, chain, key, schemes: list[int]) -> tuple[int, int | None]:
     """
     Server preference order among what the client offers and what our
     credentials can do.
 
-    @param schemes_body: the client's signature_algorithms extension body,
-        C{None} if it sent none.
-    @param schemes: that body decoded.
+    @param schemes: the client's signature_algorithms (empty if it sent
+        none).
     @return: the suite, and for a certificate suite the signature scheme
         it will use (else C{None}).
     @raise AlertError: handshake_failure, nothing in common.
@@ -670,7 +642,7 @@ def _choose_suite(
             elif not isinstance(key, rsa.RSAPrivateKey):
                 continue
             try:
-                return suite, _choose_scheme(key, schemes_body, schemes, config.signature_schemes)
+                return suite, signatures.choose_scheme(key, schemes, config.signature_schemes)
             except AlertError:
                 continue
         elif config.psk_lookup is None:
