@@ -65,7 +65,8 @@ from .messages import (
 from .sessions import Session
 from .suites import CIPHER_SUITES, KeyExchange
 
-#: Entries kept by each per-process cache below before it starts over.
+#: Entries kept by the certificate body cache below, and offers remembered
+#: per configuration (L{_ServerChoice}), before each starts over.
 _CACHE_SIZE = 64
 #: id of each certificate of a chain -> (the chain, the Certificate body).
 #: Holding the chain keeps the ids from being reused by other objects.
